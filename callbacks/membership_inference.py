@@ -1,0 +1,190 @@
+"""Epoch-end membership inference (Song, Shokri, Mittal, CCS 2019): privacy curves while a model trains."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_info
+from typing_extensions import override
+
+from privrob.privacy.audit import evaluate_membership, markdown_table
+from privrob.privacy.strategies import STRATEGY_NAMES, build_strategy
+
+LOGGED = ("accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "train_acc", "test_acc")
+CSV_FIELDS = ("epoch", "step", "strategy", *LOGGED, "threshold", "members", "nonmembers")
+DEFAULT_EVERY = {"I_B": 1, "I_A": 10, "I_V": 10}
+
+
+class MembershipInference(Callback):
+    r"""Run membership-inference strategies at the end of training epochs and log privacy curves.
+
+    Each strategy runs on its own schedule (``every_n_epochs``; defaults: I_B every epoch, I_A and I_V every 10)
+    and always after the last epoch, on fixed seeded subsets of ``num_points`` members and non-members. On many
+    devices each rank scores a disjoint shard and the scores are gathered with their ids, so every rank computes
+    exactly the single-process numbers; only rank 0 writes files. The model's mode, its batch-norm statistics and
+    its parameters' gradients are left as they were.
+
+    Logged through the Lightning logger: ``privacy/<strategy>/{accuracy, advantage, auc, tpr@0.1%fpr, tpr@1%fpr,
+    train_acc, test_acc}``; with a :class:`~pytorch_lightning.loggers.WandbLogger` also member and non-member
+    confidence histograms and the ROC curve. The curve is written to ``<dirpath>/privacy_curve.csv`` every time
+    and plotted to ``privacy_curve.png`` at the end of fit; a resumed run drops the rows at or after the epoch it
+    resumes from and appends.
+
+    Args:
+        strategies: names among ``I_B``, ``I_A`` (``I_V`` with a model the bounds module supports).
+        every_n_epochs: per-strategy period in epochs, merged over the defaults.
+        num_points: members and non-members evaluated, each (None: all).
+        eps: l_inf budget of I_A's attack (default: the datamodule's ``default_eps``, the study's).
+        attack_steps: PGD steps of I_A's attack.
+        attack_rel_step_size: PGD step as a multiple of ``eps`` (the study's 2.5 / 20).
+        seed: seed of the evaluation subsets.
+        batch_size: evaluation batch size (default: the datamodule's ``eval_batch_size``).
+        dirpath: folder of the CSV and PNG (default: ``trainer.default_root_dir``).
+        fast_dev_points: points per set under ``fast_dev_run``.
+
+    Example::
+
+        >>> MembershipInference(strategies=["I_B", "I_A"], every_n_epochs={"I_A": 5})  # doctest: +ELLIPSIS
+        <...MembershipInference object at ...>
+    """
+
+    def __init__(self, strategies: list[str] = ["I_B", "I_A"], every_n_epochs: Optional[dict[str, int]] = None,
+                 num_points: Optional[int] = 1000, eps: Optional[float] = None, attack_steps: int = 20,
+                 attack_rel_step_size: float = 2.5 / 20, seed: int = 0, batch_size: Optional[int] = None,
+                 dirpath: Optional[str] = None, fast_dev_points: int = 8) -> None:
+        unknown = [s for s in strategies if s not in STRATEGY_NAMES]
+        if unknown or not strategies:
+            raise ValueError(f"`strategies` can be {', '.join(STRATEGY_NAMES)}, got {strategies}")
+        self.every = {**DEFAULT_EVERY, **(every_n_epochs or {})}
+        if any(v < 1 for v in self.every.values()):
+            raise ValueError(f"`every_n_epochs` values must be at least 1, got {every_n_epochs}")
+        if num_points is not None and num_points < 1:
+            raise ValueError(f"`num_points` must be at least 1 or null, got {num_points}")
+        if eps is not None and eps < 0:
+            raise ValueError(f"`eps` must be non-negative, got {eps}")
+        if attack_steps < 1:
+            raise ValueError(f"`attack_steps` must be at least 1, got {attack_steps}")
+        self.strategies, self.num_points, self.eps = list(strategies), num_points, eps
+        self.attack_steps, self.attack_rel_step_size = attack_steps, attack_rel_step_size
+        self.seed, self.batch_size, self.dirpath, self.fast_dev_points = seed, batch_size, dirpath, fast_dev_points
+        self.last_results: dict = {}
+
+    # -- files -------------------------------------------------------------------------------------------------
+    def csv_path(self, trainer: pl.Trainer) -> Path:
+        return Path(self.dirpath or trainer.default_root_dir) / "privacy_curve.csv"
+
+    def _read_rows(self, trainer: pl.Trainer) -> list[dict]:
+        path = self.csv_path(trainer)
+        if not path.is_file():
+            return []
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _write_rows(self, trainer: pl.Trainer, rows: list[dict]) -> None:
+        path = self.csv_path(trainer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(path)
+
+    # -- hooks -------------------------------------------------------------------------------------------------
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # a fresh run starts a fresh curve; a resumed one keeps the epochs before the checkpoint
+        if trainer.is_global_zero:
+            kept = [r for r in self._read_rows(trainer) if int(r["epoch"]) < trainer.current_epoch]
+            self._write_rows(trainer, kept)
+
+    def _due(self, trainer: pl.Trainer) -> list[str]:
+        epoch = trainer.current_epoch
+        last = bool(trainer.fast_dev_run) or trainer.should_stop or (
+            trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch + 1 >= trainer.max_epochs) or (
+            trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps)
+        return [s for s in self.strategies if last or (epoch + 1) % self.every[s] == 0]
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        due = self._due(trainer)
+        if not due:
+            return
+        datamodule = trainer.datamodule
+        eps = self.eps if self.eps is not None else datamodule.default_eps
+        strategies = [build_strategy(s, eps=eps, attack_steps=self.attack_steps,
+                                     attack_rel_step_size=self.attack_rel_step_size) for s in due]
+        results = evaluate_membership(
+            pl_module, datamodule, strategies,
+            num_points=self.fast_dev_points if trainer.fast_dev_run else self.num_points, seed=self.seed,
+            batch_size=self.batch_size, device=pl_module.device, rank=trainer.global_rank,
+            world_size=trainer.world_size)
+        self.last_results = results
+        for name, r in results.items():
+            for key in LOGGED:
+                # the value is the same on every rank; sync_dist averages identical numbers
+                pl_module.log(f"privacy/{name}/{key}", float(r[key]), sync_dist=True)
+        if trainer.is_global_zero:
+            rows = self._read_rows(trainer)
+            rows += [{"epoch": trainer.current_epoch, "step": trainer.global_step, "strategy": name,
+                      **{k: r[k] for k in CSV_FIELDS if k in r}} for name, r in results.items()]
+            self._write_rows(trainer, rows)
+            self._log_wandb(trainer, results)
+
+    def _log_wandb(self, trainer: pl.Trainer, results: dict) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers:
+            return
+        import wandb
+        from torchmetrics.functional.classification import binary_roc
+        import torch
+
+        payload = {"trainer/global_step": trainer.global_step}
+        for name, r in results.items():
+            m, n = r["scores"]["members"]["scores"], r["scores"]["nonmembers"]["scores"]
+            payload[f"privacy/{name}/member_confidence"] = wandb.Histogram(m.numpy())
+            payload[f"privacy/{name}/nonmember_confidence"] = wandb.Histogram(n.numpy())
+            fpr, tpr, _ = binary_roc(torch.cat([m, n]), torch.cat([torch.ones(len(m)), torch.zeros(len(n))]).long())
+            table = wandb.Table(data=[[float(a), float(b)] for a, b in zip(fpr, tpr)], columns=["fpr", "tpr"])
+            payload[f"privacy/{name}/roc"] = wandb.plot.line(table, "fpr", "tpr", title=f"{name} ROC")
+        for lg in loggers:
+            lg.experiment.log(payload)
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        rows = self._read_rows(trainer)
+        if rows:
+            plot_curve(rows, self.csv_path(trainer).with_suffix(".png"))
+        if self.last_results:
+            rank_zero_info(f"Membership inference after epoch {trainer.current_epoch - 1}:\n"
+                           f"{markdown_table(self.last_results)}")
+
+
+def plot_curve(rows: list[dict], path: Path) -> Path:
+    """Membership-inference accuracy against epoch, one line per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in sorted({r["strategy"] for r in rows}):
+        pts = [(int(r["epoch"]), float(r["accuracy"])) for r in rows if r["strategy"] == name]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("membership inference accuracy")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,3 @@
+from privrob.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""``python -m privrob fit|validate|test|predict|audit --config X.yaml``: a LightningCLI.
+
+The config picks the training method (``model: class_path: PGDTraining``) and the data
+(``data: class_path: YaleDataModule``) by class path; short names work because the classes are imported here.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+from pytorch_lightning.cli import LightningCLI
+
+import callbacks  # noqa: F401  (registers the callbacks' short names)
+import privrob.data  # noqa: F401
+import privrob.methods  # noqa: F401
+from privrob.data import MembershipDataModule
+from privrob.methods import RobustTraining
+from privrob.trainer import PrivrobTrainer
+
+
+class PrivrobCLI(LightningCLI):
+    """LightningCLI with the ``audit`` subcommand and the run's config saved (overwritten on re-runs)."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), "audit": {"model", "datamodule"}}
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    """Entry point (``python -m privrob`` and the ``privrob`` script)."""
+    PrivrobCLI(RobustTraining, MembershipDataModule, subclass_mode_model=True, subclass_mode_data=True,
+               trainer_class=PrivrobTrainer, save_config_kwargs={"overwrite": True}, args=args,
+               auto_configure_optimizers=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

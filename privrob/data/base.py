@@ -1,0 +1,188 @@
+"""The member/non-member split shared by every dataset.
+
+The training set is the *members*, the held-out set the *non-members* (Song et al. 2019, §3). The split is
+drawn once from ``seed`` and saved in the checkpoint as int64 index tensors (``state_dict``), so that a resumed
+run or an audit of a checkpoint sees exactly the same members.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class ImageTensorDataset(Dataset):
+    """(image, label) pairs from an in-memory integer tensor (N, C, H, W), divided by ``pixel_max`` on access."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor,
+                 transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, pixel_max: float = 255.0) -> None:
+        self.images, self.labels, self.indices, self.transform = images, labels, indices, transform
+        self.pixel_max = pixel_max
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = self.indices[i]
+        x = self.images[j].float().div_(self.pixel_max)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.labels[j]
+
+
+class MembershipDataModule(pl.LightningDataModule):
+    """Base DataModule: an image pool, a seeded member/non-member split, and the loaders Lightning asks for.
+
+    Subclasses implement ``_load_pool`` (all images as uint8 (N, C, H, W) and int64 labels) and ``_split``
+    (member and non-member indices into the pool). ``train_dataloader`` serves the members (augmented if the
+    subclass sets ``train_transform``), ``val_dataloader`` and ``test_dataloader`` the non-members, and
+    ``members()``/``nonmembers()`` both sets unaugmented for membership inference.
+
+    Args:
+        root: folder that holds the dataset's own folder (as torchvision's ``root``).
+        batch_size: training batch size **per device** (a run on N devices uses N x batch_size per step).
+        eval_batch_size: batch size of validation, test and membership-inference passes.
+        num_workers: loader worker processes.
+        seed: seed of the member/non-member split.
+        download: fetch the dataset in ``prepare_data`` when it is missing.
+        num_members: if set, a seeded subset of this many members (the rest of the training pool is unused).
+        num_nonmembers: if set, a seeded subset of this many non-members.
+    """
+
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    #: the study's l_inf budget for this dataset's evaluation attack (original-study.md §3.1)
+    default_eps: float
+    train_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    #: the stored integer pixel value that means 1.0
+    pixel_max: float = 255.0
+
+    def __init__(self, root: str = "data", batch_size: int = 64, eval_batch_size: int = 256, num_workers: int = 0,
+                 seed: int = 0, download: bool = False, num_members: Optional[int] = None,
+                 num_nonmembers: Optional[int] = None) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise ValueError(f"`{name}` must be at least 1, got {value}")
+        for name, value in (("num_members", num_members), ("num_nonmembers", num_nonmembers)):
+            if value is not None and value < 1:
+                raise ValueError(f"`{name}` must be at least 1 or null, got {value}")
+        self.root = Path(root).expanduser()
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.seed, self.download = seed, download
+        self.num_members, self.num_nonmembers = num_members, num_nonmembers
+        self.images: Optional[torch.Tensor] = None
+        self.labels: Optional[torch.Tensor] = None
+        self.member_indices: Optional[torch.Tensor] = None
+        self.nonmember_indices: Optional[torch.Tensor] = None
+
+    # -- what a dataset provides ---------------------------------------------------------------------------
+    def _load_pool(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images (integers up to ``pixel_max``, (N, C, H, W)) and labels (int64, (N,)) of the dataset."""
+        raise NotImplementedError
+
+    def _split(self, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Member and non-member indices into the pool."""
+        raise NotImplementedError
+
+    # -- Lightning hooks ------------------------------------------------------------------------------------
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.images is None:
+            self.images, self.labels = self._load_pool()
+        if self.member_indices is None:
+            self.member_indices, self.nonmember_indices = self.draw_split(self.seed)
+
+    def draw_split(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The member and non-member indices that ``seed`` gives (int64)."""
+        assert self.labels is not None, "call setup() first"
+        generator = torch.Generator().manual_seed(seed)
+        members, nonmembers = self._split(self.labels, generator)
+        members = self._subsample(members, self.num_members, "num_members", generator)
+        nonmembers = self._subsample(nonmembers, self.num_nonmembers, "num_nonmembers", generator)
+        return members.long(), nonmembers.long()
+
+    @staticmethod
+    def _subsample(indices: torch.Tensor, n: Optional[int], name: str, generator: torch.Generator) -> torch.Tensor:
+        if n is None:
+            return indices
+        if n > len(indices):
+            raise ValueError(f"`{name}`={n} asks for more examples than the split has ({len(indices)})")
+        return indices[torch.randperm(len(indices), generator=generator)[:n]].sort().values
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The split, as int64 tensors (loadable with ``torch.load(weights_only=True)``)."""
+        if self.member_indices is None:
+            return {}
+        return {"member_indices": self.member_indices.clone(), "nonmember_indices": self.nonmember_indices.clone(),
+                "seed": torch.tensor(self.seed, dtype=torch.int64)}
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Use the split saved in a checkpoint instead of drawing one."""
+        if "member_indices" not in state_dict:
+            return
+        self.member_indices = state_dict["member_indices"].long()
+        self.nonmember_indices = state_dict["nonmember_indices"].long()
+        self.seed = int(state_dict["seed"])
+
+    # -- datasets and loaders -------------------------------------------------------------------------------
+    def _dataset(self, indices: Optional[torch.Tensor], transform=None) -> ImageTensorDataset:
+        if indices is None or self.images is None:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for data")
+        return ImageTensorDataset(self.images, self.labels, indices, transform, self.pixel_max)
+
+    def members(self) -> ImageTensorDataset:
+        """The training set, unaugmented."""
+        return self._dataset(self.member_indices)
+
+    def nonmembers(self) -> ImageTensorDataset:
+        """The held-out set, unaugmented."""
+        return self._dataset(self.nonmember_indices)
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset(self.member_indices, self.train_transform), self.batch_size, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.nonmembers(), self.eval_batch_size, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.nonmembers(), self.eval_batch_size, False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.nonmembers(), self.eval_batch_size, False)
+
+
+def per_class_split(labels: torch.Tensor, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` random examples of every class as members, the rest as non-members (the study's Yale split).
+
+    Raises:
+        ValueError: a class has fewer than ``per_class`` + 1 examples.
+    """
+    members, nonmembers = [], []
+    for c in labels.unique(sorted=True).tolist():
+        idx = (labels == c).nonzero().flatten()
+        if len(idx) <= per_class:
+            raise ValueError(f"class {c} has {len(idx)} examples; a split of {per_class} members per class "
+                             f"needs at least {per_class + 1}")
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        members.append(idx[:per_class])
+        nonmembers.append(idx[per_class:])
+    return torch.cat(members).sort().values, torch.cat(nonmembers).sort().values
+
+
+class StandardSplitDataModule(MembershipDataModule):
+    """A dataset with a published train/test split: the train set is the members, the test set the non-members
+    (optionally seeded subsets of them, ``num_members``/``num_nonmembers``). ``_load_pool`` returns the train
+    images first and sets ``self.num_train``."""
+
+    num_train: int = 0
+
+    def _split(self, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.arange(self.num_train), torch.arange(self.num_train, len(labels))

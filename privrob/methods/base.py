@@ -1,0 +1,154 @@
+"""The shared base of every training method: network, optimizer, schedule, losses, evaluation and logging.
+
+A method subclasses :class:`RobustTraining` and overrides only :meth:`RobustTraining.training_loss`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+
+from privrob.privacy.evaluation import score_examples, seeded_subset, shard
+from privrob.privacy.strategies import Adversarial
+
+
+def piecewise_constant(schedule: list[tuple[int, float]], base_lr: float):
+    """LambdaLR factor for a piecewise-constant schedule: ``base_lr`` before the first milestone, then the
+    learning rate of the last milestone reached (the study's schedules, with unequal drops)."""
+    milestones = [int(m) for m, _ in schedule]
+    if milestones != sorted(milestones) or any(m < 0 for m in milestones):
+        raise ValueError(f"`lr_schedule` milestones must be non-negative and increasing, got {milestones}")
+    if any(lr <= 0 for _, lr in schedule) or base_lr <= 0:
+        raise ValueError(f"learning rates must be positive, got lr={base_lr} and schedule {schedule}")
+
+    def factor(t: int) -> float:
+        lr = base_lr
+        for milestone, value in schedule:
+            if t >= milestone:
+                lr = value
+        return lr / base_lr
+
+    return factor
+
+
+class RobustTraining(pl.LightningModule):
+    """Base LightningModule of privrob's training methods (Song, Shokri, Mittal, CCS 2019 compare six).
+
+    Validation data are the non-members, as in the study. Logs ``train/loss``, ``train/acc`` (on the inputs the
+    method trains on), ``val/loss``, ``val/acc`` and, with ``adv_eval_size`` > 0, ``val/adv_acc`` (the study's
+    evaluation PGD on a seeded subset of the non-members).
+
+    Args:
+        backbone: the network, (N, C, H, W) in [0, 1] → (N, classes) logits.
+        optimizer: ``adam`` or ``sgd`` (momentum ``momentum``).
+        lr: initial learning rate.
+        momentum: SGD momentum.
+        weight_decay: the optimizer's coupled weight decay (PyTorch code of the study: TRADES, dual, DiffAI).
+        l2_penalty: coefficient c of c·Σ ½‖W‖² over weight matrices and kernels only, no biases (the study's TF
+            models: ``2e-4 * Σ tf.nn.l2_loss(W)``).
+        lr_schedule: ``[[milestone, lr], ...]``, piecewise constant, counted in ``schedule_unit``.
+        schedule_unit: ``step`` (optimizer steps) or ``epoch``.
+        loss_reduction: ``mean`` or ``sum`` of the per-example cross-entropy (the study's Yale/FMNIST TF models sum).
+        adv_eval_size: non-members attacked for ``val/adv_acc`` each validation (0: off).
+        adv_eval_eps: l_inf budget of that attack (default: the datamodule's ``default_eps``).
+        adv_eval_steps: PGD steps of that attack (step 2.5·ε/steps, from the clean input, as the study).
+        eval_seed: seed of the attacked subset.
+    """
+
+    def __init__(self, backbone: nn.Module, optimizer: Literal["adam", "sgd"] = "adam", lr: float = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 0.0, l2_penalty: float = 0.0,
+                 lr_schedule: Optional[list[tuple[int, float]]] = None,
+                 schedule_unit: Literal["step", "epoch"] = "epoch", loss_reduction: Literal["mean", "sum"] = "mean",
+                 adv_eval_size: int = 0, adv_eval_eps: Optional[float] = None, adv_eval_steps: int = 20,
+                 eval_seed: int = 0) -> None:
+        super().__init__()
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"`optimizer` can be adam, sgd, got {optimizer!r}")
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"`loss_reduction` can be mean, sum, got {loss_reduction!r}")
+        if schedule_unit not in ("step", "epoch"):
+            raise ValueError(f"`schedule_unit` can be step, epoch, got {schedule_unit!r}")
+        for name, value in (("weight_decay", weight_decay), ("l2_penalty", l2_penalty),
+                            ("adv_eval_size", adv_eval_size)):
+            if value < 0:
+                raise ValueError(f"`{name}` must be non-negative, got {value}")
+        if adv_eval_eps is not None and adv_eval_eps < 0:
+            raise ValueError(f"`adv_eval_eps` must be non-negative, got {adv_eval_eps}")
+        if lr_schedule:
+            piecewise_constant(lr_schedule, lr)
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone
+        self.train_acc, self.val_acc, self.test_acc = MeanMetric(), MeanMetric(), MeanMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    # -- what a method overrides ----------------------------------------------------------------------------
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The method's loss on a batch and the logits it was computed from (for ``train/acc``)."""
+        raise NotImplementedError
+
+    # -- shared pieces --------------------------------------------------------------------------------------
+    def cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy with the configured reduction."""
+        return F.cross_entropy(logits, y, reduction=self.hparams.loss_reduction)
+
+    def weight_penalty(self) -> torch.Tensor:
+        """c·Σ ½‖W‖² over the backbone's weight tensors of dimension ≥ 2 (no biases, no batch-norm scales)."""
+        c = self.hparams.l2_penalty
+        if c == 0:
+            return torch.zeros((), device=self.device)
+        return c * sum(0.5 * p.pow(2).sum() for p in self.backbone.parameters() if p.dim() > 1)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss, logits = self.training_loss(x, y)
+        self.train_acc.update((logits.argmax(dim=1) == y).float())
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss + self.weight_penalty()
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metric: MeanMetric) -> None:
+        x, y = batch
+        logits = self(x)
+        metric.update((logits.argmax(dim=1) == y).float())
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), sync_dist=True)
+        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_acc)
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return F.softmax(self(batch[0]).float(), dim=1)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.hparams.adv_eval_size == 0 or self.trainer.sanity_checking:
+            return
+        datamodule = self.trainer.datamodule
+        eps = self.hparams.adv_eval_eps if self.hparams.adv_eval_eps is not None else datamodule.default_eps
+        nonmembers = datamodule.nonmembers()
+        subset = seeded_subset(len(nonmembers), self.hparams.adv_eval_size, self.hparams.eval_seed)
+        rows = score_examples(self, nonmembers, shard(subset, self.global_rank, self.trainer.world_size),
+                              Adversarial(eps=eps, steps=self.hparams.adv_eval_steps,
+                                          rel_step_size=2.5 / self.hparams.adv_eval_steps),
+                              datamodule.eval_batch_size, self.device).compute()
+        self.log("val/adv_acc", rows["correct"].double().mean().float(), sync_dist=True, prog_bar=True)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        if hp.optimizer == "adam":
+            opt = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        if not hp.lr_schedule:
+            return opt
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, piecewise_constant(hp.lr_schedule, hp.lr))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": hp.schedule_unit}}

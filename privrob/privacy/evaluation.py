@@ -1,0 +1,43 @@
+"""Score a fixed set of examples with a strategy, sharded over devices without duplicates.
+
+DistributedSampler pads the last shard with repeated examples, which biases any per-example statistic; here
+rank r of w takes ``indices[r::w]`` instead (uneven shards are fine) and :class:`ExampleScores` gathers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from privrob.privacy.metrics import ExampleScores
+
+
+def seeded_subset(n: int, size: Optional[int], seed: int) -> torch.Tensor:
+    """``size`` indices of range(n) drawn with ``seed`` (all of them, sorted, when ``size`` is None or ≥ n)."""
+    if size is None or size >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+
+
+def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's disjoint part of ``indices``."""
+    return indices[rank::world_size]
+
+
+def score_examples(model: nn.Module, dataset: Dataset, indices: torch.Tensor,
+                   strategy: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                   batch_size: int, device: torch.device, collector: Optional[ExampleScores] = None) -> ExampleScores:
+    """Run ``strategy`` over ``dataset[indices]`` in batches and add the rows to ``collector`` (a new one if None)."""
+    collector = collector if collector is not None else ExampleScores()
+    collector = collector.to(device)
+    loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size, shuffle=False)
+    start = 0
+    for x, y in loader:
+        ids = indices[start:start + len(y)]
+        start += len(y)
+        scores, correct = strategy(model, x.to(device), y.to(device))
+        collector.update(ids.to(device), scores.detach(), correct.detach())
+    return collector

@@ -1,0 +1,94 @@
+"""privrob's Trainer: Lightning's, plus an ``audit`` method that LightningCLI exposes as a subcommand."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Optional
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_info
+
+from privrob.privacy.audit import evaluate_membership, markdown_table, write_report
+from privrob.privacy.strategies import build_strategy
+
+
+def load_checkpoint(path: str) -> dict:
+    """``torch.load(weights_only=True)`` with one-line errors for a missing or unreadable file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot load checkpoint {p}: {first}") from None
+
+
+def load_model_weights(model: torch.nn.Module, state_dict: dict, path: str) -> None:
+    """Load ``state_dict`` into ``model``; a checkpoint of another architecture gives a one-line error."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or mismatched:
+        first = (mismatched or missing or unexpected)[0]
+        raise ValueError(f"checkpoint {path} holds another architecture than the configured model "
+                         f"({len(mismatched)} tensors of other shapes, {len(missing)} missing, {len(unexpected)} "
+                         f"unexpected; first: {first})")
+    model.load_state_dict(state_dict)
+
+
+class PrivrobTrainer(pl.Trainer):
+    """:class:`pytorch_lightning.Trainer` with :meth:`audit`."""
+
+    def audit(self, model: pl.LightningModule, datamodule: pl.LightningDataModule,
+              ckpt_path: Optional[str] = None, strategies: list[str] = ["I_B", "I_A"],
+              eps: Optional[float] = None, attack_steps: int = 20, attack_rel_step_size: float = 2.5 / 20,
+              num_points: Optional[int] = None, seed: int = 0, output: Optional[str] = None) -> dict:
+        """Membership-inference audit of a finished model (Song, Shokri, Mittal, CCS 2019).
+
+        Loads ``ckpt_path`` (weights and the member/non-member split saved with it), scores the members and
+        non-members with each strategy, prints a table, and writes it as JSON and Markdown next to the
+        checkpoint (``<ckpt>.audit.json``/``.md``, or ``output``).
+
+        Args:
+            model: the run's model, as its config builds it.
+            datamodule: the run's data, as its config builds it.
+            ckpt_path: the checkpoint to audit (required).
+            strategies: membership-inference strategies (``I_B``, ``I_A``).
+            eps: l_inf budget of I_A's attack (default: the datamodule's, the study's).
+            attack_steps: PGD steps of I_A's attack (the study's 20).
+            attack_rel_step_size: PGD step as a multiple of eps (the study's 2.5 / 20).
+            num_points: members and non-members evaluated, each (None: all, as the study).
+            seed: seed of those subsets.
+            output: path stem of the report files.
+
+        Returns:
+            The report per strategy (without raw scores).
+        """
+        if ckpt_path is None:
+            raise ValueError("audit needs --ckpt_path, the checkpoint to audit")
+        checkpoint = load_checkpoint(ckpt_path)
+        if "state_dict" not in checkpoint:
+            raise ValueError(f"{ckpt_path} is not a Lightning checkpoint (no 'state_dict')")
+        load_model_weights(model, checkpoint["state_dict"], ckpt_path)
+        dm_state = checkpoint.get(type(datamodule).__qualname__)
+        if dm_state:
+            datamodule.load_state_dict(dm_state)
+        datamodule.setup("test")
+        device = self.strategy.root_device
+        model.to(device)
+        eps = eps if eps is not None else datamodule.default_eps
+        built = [build_strategy(s, eps=eps, attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size)
+                 for s in strategies]
+        results = evaluate_membership(model, datamodule, built, num_points=num_points, seed=seed, device=device)
+        stem = Path(output) if output else Path(ckpt_path).with_suffix(".audit")
+        meta = {"checkpoint": str(ckpt_path), "model": type(model).__name__, "data": type(datamodule).__name__,
+                "eps": eps, "attack": f"PGD-{attack_steps}, step {attack_rel_step_size:g}*eps, from the clean input",
+                "epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
+        json_path, md_path = write_report(results, stem, meta)
+        rank_zero_info(f"Membership-inference audit of {ckpt_path} (eps={eps:g}):\n{markdown_table(results)}\n"
+                       f"written to {json_path} and {md_path}")
+        return {name: {k: v for k, v in r.items() if k != "scores"} for name, r in results.items()}
