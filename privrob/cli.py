@@ -2,10 +2,13 @@
 
 The config picks the training method (``model: class_path: PGDTraining``) and the data
 (``data: class_path: YaleDataModule``) by class path; short names work because the classes are imported here.
+Bad input (a missing file, a negative ε, a checkpoint of another architecture, ...) ends with one line,
+``privrob: error: <reason>``, and exit status 2; set ``PRIVROB_DEBUG=1`` for the traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -16,7 +19,7 @@ import privrob.data  # noqa: F401
 import privrob.methods  # noqa: F401
 from privrob.data import MembershipDataModule
 from privrob.methods import RobustTraining
-from privrob.trainer import PrivrobTrainer
+from privrob.trainer import PrivrobTrainer, load_checkpoint
 
 
 class PrivrobCLI(LightningCLI):
@@ -26,12 +29,26 @@ class PrivrobCLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         return {**LightningCLI.subcommands(), "audit": {"model", "datamodule"}}
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the checkpoint's hyperparameters here; check the file first for a one-line error
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path is not None:
+            load_checkpoint(path)
+        super()._parse_ckpt_path()
+
 
 def main(args: Optional[list[str]] = None) -> None:
     """Entry point (``python -m privrob`` and the ``privrob`` script)."""
-    PrivrobCLI(RobustTraining, MembershipDataModule, subclass_mode_model=True, subclass_mode_data=True,
-               trainer_class=PrivrobTrainer, save_config_kwargs={"overwrite": True}, args=args,
-               auto_configure_optimizers=False)
+    try:
+        PrivrobCLI(RobustTraining, MembershipDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                   trainer_class=PrivrobTrainer, save_config_kwargs={"overwrite": True}, args=args,
+                   auto_configure_optimizers=False)
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("PRIVROB_DEBUG"):
+            raise
+        print(f"privrob: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ from privrob.privacy.audit import evaluate_membership, markdown_table, write_rep
 from privrob.privacy.strategies import build_strategy
 
 
-def load_checkpoint(path: str) -> dict:
-    """``torch.load(weights_only=True)`` with one-line errors for a missing or unreadable file."""
+def load_checkpoint(path: str, weights_only: bool = True) -> dict:
+    """``torch.load`` (``weights_only=True`` by default) with one-line errors for a missing or unreadable file."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=weights_only)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"cannot load checkpoint {p}: {first}") from None
@@ -46,7 +46,8 @@ class PrivrobTrainer(pl.Trainer):
     def audit(self, model: pl.LightningModule, datamodule: pl.LightningDataModule,
               ckpt_path: Optional[str] = None, strategies: list[str] = ["I_B", "I_A"],
               eps: Optional[float] = None, attack_steps: int = 20, attack_rel_step_size: float = 2.5 / 20,
-              num_points: Optional[int] = None, seed: int = 0, output: Optional[str] = None) -> dict:
+              num_points: Optional[int] = None, seed: int = 0, output: Optional[str] = None,
+              weights_only: Optional[bool] = None) -> dict:
         """Membership-inference audit of a finished model (Song, Shokri, Mittal, CCS 2019).
 
         Loads ``ckpt_path`` (weights and the member/non-member split saved with it), scores the members and
@@ -64,13 +65,14 @@ class PrivrobTrainer(pl.Trainer):
             num_points: members and non-members evaluated, each (None: all, as the study).
             seed: seed of those subsets.
             output: path stem of the report files.
+            weights_only: ``torch.load``'s; None means True (a saved fit config carries this key).
 
         Returns:
             The report per strategy (without raw scores).
         """
         if ckpt_path is None:
             raise ValueError("audit needs --ckpt_path, the checkpoint to audit")
-        checkpoint = load_checkpoint(ckpt_path)
+        checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
         if "state_dict" not in checkpoint:
             raise ValueError(f"{ckpt_path} is not a Lightning checkpoint (no 'state_dict')")
         load_model_weights(model, checkpoint["state_dict"], ckpt_path)

@@ -79,7 +79,7 @@ def write_report(results: dict[str, dict], stem: Path, meta: Optional[dict] = No
     """Write ``<stem>.json`` and ``<stem>.md``; returns their paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     data = {"meta": meta or {}, "strategies": summary(results)}
-    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+    json_path, md_path = stem.parent / f"{stem.name}.json", stem.parent / f"{stem.name}.md"
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     lines = [f"# Membership-inference audit", ""]
     lines += [f"- {k}: {v}" for k, v in (meta or {}).items()]

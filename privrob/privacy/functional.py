@@ -155,6 +155,6 @@ def membership_report(member_scores: torch.Tensor, nonmember_scores: torch.Tenso
         "auc": roc_auc(member_scores, nonmember_scores),
         "tpr@0.1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.001),
         "tpr@1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.01),
-        "members": float(len(member_scores)),
-        "nonmembers": float(len(nonmember_scores)),
+        "members": len(member_scores),
+        "nonmembers": len(nonmember_scores),
     }

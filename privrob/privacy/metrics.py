@@ -39,10 +39,10 @@ class ExampleScores(Metric):
         Raises:
             RuntimeError: an id arrived twice (the shards overlapped).
         """
-        ids = dim_zero_cat(self.ids) if self.ids else torch.empty(0, dtype=torch.int64)
-        if len(ids) == 0:
+        if isinstance(self.ids, list) and not self.ids:  # nothing seen (after a sync the states are tensors)
             return {"ids": ids, "scores": torch.empty(0, dtype=torch.float64),
                     "correct": torch.empty(0, dtype=torch.bool)}
+        ids = dim_zero_cat(self.ids)
         order = torch.argsort(ids)
         ids = ids[order]
         if len(ids) > 1 and bool((ids[1:] == ids[:-1]).any()):

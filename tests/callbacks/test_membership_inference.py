@@ -1,0 +1,126 @@
+import csv
+
+import pytest
+import torch
+from pytorch_lightning import Callback
+
+from callbacks import MembershipInference
+from privrob.data import DigitsDataModule
+from privrob.methods import NaturalTraining
+from privrob.models import DigitsCNN
+from privrob.privacy import membership_report, seeded_subset
+from privrob.privacy.audit import evaluate_membership
+from privrob.privacy.strategies import build_strategy
+from tests.conftest import quiet_trainer
+
+NUM_POINTS = 101  # odd: the two ranks get shards of 51 and 50
+
+
+class RecordingMI(MembershipInference):
+    """Writes what each rank gathered, so the test can look inside the spawned processes."""
+
+    def __init__(self, out_dir, **kwargs):
+        super().__init__(**kwargs)
+        self.out_dir = out_dir
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        super().on_train_epoch_end(trainer, pl_module)
+        torch.save({name: r["scores"] for name, r in self.last_results.items()},
+                   f"{self.out_dir}/rank{trainer.global_rank}.pt")
+
+
+def _callback(tmp_path, cls=MembershipInference, **kwargs):
+    return cls(strategies=["I_B", "I_A"], num_points=NUM_POINTS, eps=0.1, attack_steps=5, dirpath=str(tmp_path),
+               **kwargs)
+
+
+def test_two_processes_give_the_single_process_numbers(tmp_path):
+    torch.manual_seed(0)
+    dm = DigitsDataModule(batch_size=32, seed=0)
+    model = NaturalTraining(DigitsCNN(width=1), lr=3e-3)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=0, devices=2,
+                            strategy="ddp_spawn", callbacks=[_callback(tmp_path, RecordingMI, out_dir=tmp_path)])
+    trainer.fit(model, dm)
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("privacy/")}
+
+    dm.setup()
+    expected_ids = {"members": seeded_subset(len(dm.members()), NUM_POINTS, 0),
+                    "nonmembers": seeded_subset(len(dm.nonmembers()), NUM_POINTS, 1)}
+    single = evaluate_membership(model.eval(), dm, [build_strategy("I_B", eps=0.1),
+                                                    build_strategy("I_A", eps=0.1, attack_steps=5)],
+                                 num_points=NUM_POINTS, seed=0)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    for name in ("I_B", "I_A"):
+        for part in ("members", "nonmembers"):
+            for gathered in ranks:  # every rank holds the full set exactly once
+                ids = gathered[name][part]["ids"]
+                assert torch.equal(ids, expected_ids[part]), (name, part)
+                assert torch.allclose(gathered[name][part]["scores"], single[name]["scores"][part]["scores"],
+                                      atol=1e-6)
+        g = ranks[0][name]
+        report = membership_report(g["members"]["scores"], g["nonmembers"]["scores"])
+        for key in ("accuracy", "advantage", "auc", "tpr@1%fpr"):
+            assert logged[f"privacy/{name}/{key}"] == pytest.approx(report[key], abs=1e-6)
+    assert (tmp_path / "privacy_curve.csv").is_file() and (tmp_path / "privacy_curve.png").is_file()
+
+
+def test_curve_schedule_mode_and_gradients(tmp_path):
+    torch.manual_seed(0)
+    dm = DigitsDataModule(batch_size=64, seed=0)
+    model = NaturalTraining(DigitsCNN(width=1), lr=3e-3)
+    seen = {}
+
+    class Probe(Callback):
+        def __init__(self, when):
+            self.when = when
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            seen[(trainer.current_epoch, self.when)] = (
+                pl_module.training, [None if p.grad is None else p.grad.clone() for p in pl_module.parameters()])
+
+    cb = _callback(tmp_path, every_n_epochs={"I_A": 2})
+    quiet_trainer(max_epochs=3, limit_train_batches=3, callbacks=[Probe("before"), cb, Probe("after")]).fit(model, dm)
+    rows = list(csv.DictReader(open(tmp_path / "privacy_curve.csv")))
+    assert [(r["epoch"], r["strategy"]) for r in rows] == [
+        ("0", "I_B"), ("1", "I_B"), ("1", "I_A"), ("2", "I_B"), ("2", "I_A")]
+    for epoch in range(3):
+        (mode_b, grads_b), (mode_a, grads_a) = seen[(epoch, "before")], seen[(epoch, "after")]
+        assert mode_b and mode_a  # the model's mode is left as it was
+        assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+def test_resume_drops_rows_at_or_after_the_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    dm = DigitsDataModule(batch_size=64, seed=0)
+    model = NaturalTraining(DigitsCNN(width=1), lr=3e-3)
+    cb = MembershipInference(strategies=["I_B"], num_points=50, dirpath=str(tmp_path))
+    trainer = quiet_trainer(max_epochs=4, limit_train_batches=2, enable_checkpointing=True,
+                            default_root_dir=str(tmp_path), callbacks=[cb])
+    trainer.fit(model, dm)
+    trainer.save_checkpoint(tmp_path / "at_epoch_4.ckpt")
+    # pretend epoch 4 had been logged after the checkpoint, then resume from it: that row must go
+    rows = list(csv.DictReader(open(tmp_path / "privacy_curve.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]
+    extra = dict(rows[-1], epoch="4")
+    cb._write_rows(trainer, rows + [extra])
+    model2 = NaturalTraining(DigitsCNN(width=1), lr=3e-3)
+    cb2 = MembershipInference(strategies=["I_B"], num_points=50, dirpath=str(tmp_path))
+    quiet_trainer(max_epochs=6, limit_train_batches=2, callbacks=[cb2]).fit(
+        model2, DigitsDataModule(batch_size=64, seed=0), ckpt_path=str(tmp_path / "at_epoch_4.ckpt"))
+    rows = list(csv.DictReader(open(tmp_path / "privacy_curve.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3", "4", "5"]
+
+
+def test_fast_dev_run_uses_a_handful_of_points(tmp_path):
+    cb = MembershipInference(strategies=["I_B", "I_A"], num_points=None, fast_dev_points=5, dirpath=str(tmp_path))
+    quiet_trainer(fast_dev_run=1, callbacks=[cb]).fit(NaturalTraining(DigitsCNN(width=1)), DigitsDataModule())
+    assert cb.last_results["I_B"]["members"] == 5 and cb.last_results["I_A"]["nonmembers"] == 5
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="`strategies` can be"):
+        MembershipInference(strategies=["I_X"])
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        MembershipInference(every_n_epochs={"I_B": 0})
+    with pytest.raises(ValueError, match="non-negative"):
+        MembershipInference(eps=-1.0)

@@ -1,0 +1,93 @@
+"""End to end through ``python -m privrob`` in subprocesses."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_print_config(config):
+    r = run_cli("fit", "--config", str(config), "--print_config")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "class_path" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    """The quickstart as the README runs it (fewer epochs), in a fresh folder; run twice into the same folder."""
+    cwd = tmp_path_factory.mktemp("quickstart")
+    for _ in range(2):  # re-running into the same folder must not crash
+        r = run_cli("fit", "--config", str(ROOT / "configs/quickstart.yaml"), "--trainer.max_epochs", "6",
+                    "--trainer.enable_progress_bar", "false", cwd=cwd)
+        assert r.returncode == 0, r.stderr[-3000:]
+    return cwd, r
+
+
+def test_quickstart_learns_and_reports(quickstart_run):
+    cwd, r = quickstart_run
+    rows = list(csv.DictReader(open(cwd / "runs/quickstart/privacy_curve.csv")))
+    assert [row["epoch"] for row in rows if row["strategy"] == "I_B"] == [str(e) for e in range(6)]
+    last = [row for row in rows if row["strategy"] == "I_B"][-1]
+    assert float(last["train_acc"]) > 0.8  # chance is 0.1
+    assert {row["strategy"] for row in rows} == {"I_B", "I_A"}
+    assert (cwd / "runs/quickstart/privacy_curve.png").stat().st_size > 1000
+    assert "| I_A |" in r.stderr + r.stdout  # the closing membership-inference table
+    offline = list((cwd / "runs/quickstart/wandb").glob("offline-run-*/run-*.wandb"))
+    assert offline, "the W&B offline run is missing"
+    assert b"privacy/I_B/accuracy" in offline[-1].read_bytes()
+
+
+def test_audit_of_a_checkpoint(quickstart_run):
+    cwd, _ = quickstart_run
+    ckpt = cwd / "runs/quickstart/checkpoints/last.ckpt"
+    r = run_cli("audit", "--config", str(cwd / "runs/quickstart/config.yaml"), "--ckpt_path", str(ckpt),
+                "--num_points", "200", cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((ckpt.parent / "last.audit.json").read_text())["strategies"]
+    assert set(report) == {"I_B", "I_A"}
+    assert report["I_B"]["members"] == 200 and report["I_B"]["train_acc"] > 0.8
+    assert report["I_A"]["test_acc"] < report["I_B"]["test_acc"]  # the attack lowers accuracy
+    assert "| I_B |" in (ckpt.parent / "last.audit.md").read_text()
+
+
+def test_audit_rejects_another_architecture(quickstart_run):
+    cwd, _ = quickstart_run
+    r = run_cli("audit", "--config", str(cwd / "runs/quickstart/config.yaml"),
+                "--model.backbone.init_args.width", "3",
+                "--ckpt_path", str(cwd / "runs/quickstart/checkpoints/last.ckpt"), cwd=cwd)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert "another architecture" in last and "last.ckpt" in last
+
+
+def test_audit_missing_and_corrupt_checkpoint(tmp_path):
+    r = run_cli("audit", "--config", str(ROOT / "configs/quickstart.yaml"), "--ckpt_path",
+                str(tmp_path / "none.ckpt"), cwd=tmp_path)
+    assert r.returncode == 2 and "checkpoint not found" in r.stderr.strip().splitlines()[-1]
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"\x00garbage")
+    r = run_cli("audit", "--config", str(ROOT / "configs/quickstart.yaml"), "--ckpt_path", str(bad), cwd=tmp_path)
+    assert r.returncode == 2 and "cannot load checkpoint" in r.stderr.strip().splitlines()[-1]
+
+
+def test_unknown_method_is_refused(tmp_path):
+    r = run_cli("fit", "--config", str(ROOT / "configs/quickstart.yaml"), "--model", "NoSuchTraining",
+                cwd=tmp_path)
+    assert r.returncode != 0 and "NoSuchTraining" in r.stderr
+    assert not (tmp_path / "runs").exists()  # nothing half-written
+
+
+def test_yale_natural_one_epoch_on_real_images(yale_root, tmp_path):
+    r = run_cli("fit", "--config", str(ROOT / "configs/yale_natural.yaml"), "--data.root", str(yale_root),
+                "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
+                "--trainer.enable_progress_bar", "false",
+                "--trainer.callbacks.init_args.num_points", "40", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "runs/yale_natural/privacy_curve.csv")))
+    assert {row["strategy"] for row in rows} == {"I_B", "I_A"} and rows[0]["members"] == "40"
