@@ -2,5 +2,10 @@
 
 from privrob.methods.base import RobustTraining, piecewise_constant
 from privrob.methods.natural import NaturalTraining
+from privrob.methods.pgd import PGDTraining
+from privrob.methods.schedules import linear_ramp
+from privrob.methods.trades import TRADESTraining
+from privrob.methods.wrm import WRMTraining
 
-__all__ = ["NaturalTraining", "RobustTraining", "piecewise_constant"]
+__all__ = ["NaturalTraining", "PGDTraining", "RobustTraining", "TRADESTraining", "WRMTraining", "linear_ramp",
+           "piecewise_constant"]

@@ -54,7 +54,8 @@ class RobustTraining(pl.LightningModule):
         lr_schedule: ``[[milestone, lr], ...]``, piecewise constant, counted in ``schedule_unit``.
         schedule_unit: ``step`` (optimizer steps) or ``epoch``.
         loss_reduction: ``mean`` or ``sum`` of the per-example cross-entropy (the study's Yale/FMNIST TF models sum).
-        adv_eval_size: non-members attacked for ``val/adv_acc`` each validation (0: off).
+        adv_eval_size: non-members attacked for ``val/adv_acc`` each validation (0: off; 8 at most under
+            ``fast_dev_run``).
         adv_eval_eps: l_inf budget of that attack (default: the datamodule's ``default_eps``).
         adv_eval_steps: PGD steps of that attack (step 2.5·ε/steps, from the clean input, as the study).
         eval_seed: seed of the attacked subset.
@@ -135,7 +136,8 @@ class RobustTraining(pl.LightningModule):
         datamodule = self.trainer.datamodule
         eps = self.hparams.adv_eval_eps if self.hparams.adv_eval_eps is not None else datamodule.default_eps
         nonmembers = datamodule.nonmembers()
-        subset = seeded_subset(len(nonmembers), self.hparams.adv_eval_size, self.hparams.eval_seed)
+        size = min(self.hparams.adv_eval_size, 8) if self.trainer.fast_dev_run else self.hparams.adv_eval_size
+        subset = seeded_subset(len(nonmembers), size, self.hparams.eval_seed)
         rows = score_examples(self, nonmembers, shard(subset, self.global_rank, self.trainer.world_size),
                               Adversarial(eps=eps, steps=self.hparams.adv_eval_steps,
                                           rel_step_size=2.5 / self.hparams.adv_eval_steps),

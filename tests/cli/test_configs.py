@@ -1,0 +1,19 @@
+"""Every shipped Yale and Fashion-MNIST config trains one batch on the real data (``fast_dev_run``)."""
+
+import pytest
+
+from tests.conftest import ROOT, SHARED_DATA, run_cli
+
+REAL = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name.split("_")[0] in ("yale", "fmnist"))
+
+
+@pytest.mark.parametrize("config", REAL, ids=lambda p: p.stem)
+def test_one_batch_fit_on_real_data(config, tmp_path):
+    folder = "CroppedYale" if config.name.startswith("yale") else "FashionMNIST"
+    if not (SHARED_DATA / folder).exists():
+        pytest.skip(f"real data not available: {SHARED_DATA / folder} is missing")
+    r = run_cli("fit", "--config", str(config), "--data.root", str(SHARED_DATA), "--data.init_args.download", "false",
+                "--trainer.fast_dev_run", "1", "--trainer.enable_progress_bar", "false",
+                "--trainer.callbacks.init_args.fast_dev_points", "4", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Membership inference after epoch 0" in r.stderr + r.stdout

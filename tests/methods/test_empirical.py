@@ -1,0 +1,114 @@
+"""PGD, TRADES and WRM training on Digits: each buys robustness that natural training lacks."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from privrob.data import DigitsDataModule
+from privrob.methods import NaturalTraining, PGDTraining, TRADESTraining, WRMTraining, linear_ramp
+from privrob.models import CifarResNet, DigitsCNN
+from privrob.privacy import Adversarial, score_examples
+from tests.conftest import quiet_trainer
+
+EPS = 0.1
+
+
+def _train(model, epochs=12):
+    pl.seed_everything(0, verbose=False)
+    dm = DigitsDataModule(batch_size=32, seed=0)
+    quiet_trainer(max_epochs=epochs, limit_val_batches=0).fit(model, dm)
+    return model.eval(), dm
+
+
+def _pgd_accuracy(model, dm):
+    attack = Adversarial(eps=EPS, steps=20)  # the study's evaluation attack, same for every model
+    rows = score_examples(model, dm.nonmembers(), torch.arange(400), attack, 200, torch.device("cpu")).compute()
+    return float(rows["correct"].double().mean())
+
+
+@pytest.fixture(scope="module")
+def natural_pgd_accuracy():
+    torch.manual_seed(0)
+    return _pgd_accuracy(*_train(NaturalTraining(DigitsCNN(width=2), lr=3e-3)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PGDTraining(DigitsCNN(width=2), eps=EPS, steps=5, rel_step_size=0.25, lr=3e-3),
+    lambda: TRADESTraining(DigitsCNN(width=2), eps=EPS, steps=5, step_size=0.025, beta=6.0, lr=3e-3),
+], ids=["pgd", "trades"])
+def test_robust_training_beats_natural_under_pgd(make, natural_pgd_accuracy):
+    torch.manual_seed(0)
+    robust = _pgd_accuracy(*_train(make()))
+    print(f"PGD accuracy: robust {robust:.3f}, natural {natural_pgd_accuracy:.3f}")
+    assert robust > natural_pgd_accuracy + 0.2, (robust, natural_pgd_accuracy)
+
+
+def test_trades_with_beta_zero_is_natural_loss():
+    torch.manual_seed(0)
+    backbone = DigitsCNN(width=1)
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    trades = TRADESTraining(backbone, eps=0.1, steps=3, step_size=0.03, beta=0.0)
+    natural = NaturalTraining(backbone)
+    assert torch.equal(trades.training_loss(x, y)[0], natural.training_loss(x, y)[0])
+
+
+def test_wrm_perturbation_shrinks_as_gamma_grows():
+    torch.manual_seed(0)
+    backbone = DigitsCNN(width=1)
+    x, y = torch.rand(32, 1, 8, 8) * 0.5 + 0.25, torch.randint(0, 10, (32,))
+    norms = [float((WRMTraining(backbone, gamma=g, steps=5).perturb(x, y) - x).flatten(1).norm(dim=1).mean())
+             for g in (0.5, 2.0, 8.0)]
+    assert norms[0] > norms[1] > norms[2] > 0
+
+
+def test_wrm_study_code_variant_ignores_any_ball():
+    torch.manual_seed(0)
+    m = WRMTraining(DigitsCNN(width=1), steps=10, step_size=1.5, inner_max="study_code")
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    x_adv = m.perturb(x, y)
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1 and not torch.equal(x_adv, x)
+
+
+def test_eps_ramp():
+    m = PGDTraining(DigitsCNN(width=1), eps=0.0314, eps_ramp_steps=1000, rel_step_size=0.2)
+    assert [linear_ramp(t, 0, 1000, 0.0, 0.0314) for t in (0, 500, 1000, 5000)] == pytest.approx(
+        [0.0, 0.0157, 0.0314, 0.0314])
+    assert m.current_eps() == 0.0  # global_step 0, before any optimizer step
+
+
+def test_adversarial_examples_respect_eps_and_range():
+    torch.manual_seed(0)
+    from privrob.attacks import pgd
+
+    m = PGDTraining(DigitsCNN(width=1), eps=0.1, steps=3, rel_step_size=0.5)
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    x_adv = pgd(m.backbone, x, y, eps=0.1, steps=3, rel_step_size=0.5, random_start=True)
+    assert float((x_adv - x).abs().max()) <= 0.1 + 1e-6 and 0 <= float(x_adv.min()) <= float(x_adv.max()) <= 1
+
+
+def test_attack_leaves_batch_norm_statistics_alone():
+    torch.manual_seed(0)
+    m = PGDTraining(CifarResNet(width=1, units_per_stage=1), eps=8 / 255, steps=2, step_size=2 / 255)
+    m.train()
+    before = {k: v.clone() for k, v in m.state_dict().items() if "running" in k}
+    from privrob.attacks import pgd
+
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    pgd(m.backbone, x, y, eps=8 / 255, steps=2, step_size=2 / 255, random_start=True)
+    after = {k: v for k, v in m.state_dict().items() if "running" in k}
+    assert all(torch.equal(before[k], after[k]) for k in before) and m.training
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(cls=PGDTraining, eps=-0.1, rel_step_size=0.1), "eps"),
+    (dict(cls=PGDTraining, steps=0, rel_step_size=0.1), "steps"),
+    (dict(cls=PGDTraining, norm="l3", rel_step_size=0.1), "norm"),
+    (dict(cls=TRADESTraining, beta=-1.0), "beta"),
+    (dict(cls=WRMTraining, gamma=0.0), "gamma"),
+])
+def test_bad_arguments(kwargs, match):
+    cls = kwargs.pop("cls")
+    with pytest.raises(ValueError, match=match) as e:
+        cls(DigitsCNN(width=1), **kwargs)
+    assert "\n" not in str(e.value)
