@@ -34,7 +34,7 @@ class YaleDataModule(MembershipDataModule):
     default_eps = 0.0314
 
     def __init__(self, root: str = "data", members_per_class: int = 50, pad_to: Optional[int] = None,
-                 batch_size: int = 20, eval_batch_size: int = 128, num_workers: int = 0, seed: int = 0,
+                 batch_size: int = 20, eval_batch_size: int = 32, num_workers: int = 0, seed: int = 0,
                  download: bool = False, num_members: Optional[int] = None,
                  num_nonmembers: Optional[int] = None) -> None:
         super().__init__(root, batch_size, eval_batch_size, num_workers, seed, download, num_members, num_nonmembers)
