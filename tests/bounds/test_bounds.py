@@ -1,0 +1,147 @@
+import pytest
+import torch
+from torch import nn
+
+from privrob.attacks import pgd
+from privrob.bounds import CERTIFIED, METHODS, logit_bounds, margin_lower_bounds
+
+convex_adversarial = pytest.importorskip("convex_adversarial")  # a dev dependency; installed by .ci/run
+
+
+def fc_net():
+    return nn.Sequential(nn.Flatten(), nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 25), nn.ReLU(), nn.Linear(25, 5))
+
+
+def conv_net():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 4, stride=2, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(6 * 4 * 4, 20), nn.ReLU(), nn.Linear(20, 5))
+
+
+NETS = {"fc": (fc_net, (1, 4, 5)), "conv": (conv_net, (1, 8, 8))}
+
+
+def _margins(net, x, y):
+    z = net(x)
+    return z.gather(1, y[:, None]) - z
+
+
+@pytest.mark.parametrize("clip", [False, True])
+@pytest.mark.parametrize("name", sorted(NETS))
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-7), (torch.float32, 1e-4)])
+def test_dual_equals_convex_adversarial(name, clip, dtype, tol):
+    torch.manual_seed(0)
+    make, shape = NETS[name]
+    net = make().to(dtype)
+    x, y = torch.rand(6, *shape, dtype=dtype), torch.randint(0, 5, (6,))
+    ref = -convex_adversarial.RobustBounds(net, 0.05, bounded_input=clip)(x, y)
+    ours = margin_lower_bounds(net, x, y, 0.05, "dual", clip=clip)
+    assert torch.allclose(ours, ref.detach(), atol=tol, rtol=0), (ours - ref).abs().max()
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_box_is_ibp_without_elision_and_zonotope_is_dual(name):
+    torch.manual_seed(1)
+    make, shape = NETS[name]
+    net = make().double()
+    x, y = torch.rand(5, *shape, dtype=torch.float64), torch.randint(0, 5, (5,))
+    assert torch.equal(margin_lower_bounds(net, x, y, 0.1, "box"),
+                       margin_lower_bounds(net, x, y, 0.1, "ibp", elide=False))
+    # the DeepZ zonotope and Wong–Kolter's dual use the same relaxation
+    assert torch.allclose(margin_lower_bounds(net, x, y, 0.1, "zonotope"),
+                          margin_lower_bounds(net, x, y, 0.1, "dual"), atol=1e-10)
+
+
+def _check_sound(net, x, y, eps, methods=CERTIFIED):
+    torch.manual_seed(0)
+    n = 1000
+    samples = (x.unsqueeze(1) + (torch.rand(len(x), n, *x.shape[1:]) * 2 - 1) * eps).clamp(0, 1)
+    with torch.no_grad():
+        sampled = _margins(net, samples.flatten(0, 1), y.repeat_interleave(n)).view(len(x), n, -1)
+    x_adv = pgd(net, x, y, eps=eps, steps=20, rel_step_size=0.125, random_start=True)
+    with torch.no_grad():
+        attacked = _margins(net, x_adv, y)
+    for method in methods:
+        lb = margin_lower_bounds(net, x, y, eps, method)
+        assert bool((sampled >= lb.unsqueeze(1) - 1e-5).all()), method
+        assert bool((attacked >= lb - 1e-5).all()), method
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_soundness_random_networks(name):
+    torch.manual_seed(2)
+    make, shape = NETS[name]
+    net = make()
+    _check_sound(net, torch.rand(8, *shape), torch.randint(0, 5, (8,)), 0.05)
+
+
+def test_soundness_trained_network(trained_digits):
+    model, dm = trained_digits
+    xs, ys = zip(*[dm.nonmembers()[i] for i in range(16)])
+    _check_sound(model.backbone, torch.stack(xs), torch.stack(ys), 0.02)
+
+
+class TestHandComputed:
+    """z0 = ReLU(x), z1 = 0, x ∈ [−1, 1]: the true margin z0 − z1 = ReLU(x) lies in [0, 1]."""
+
+    @staticmethod
+    def net():
+        first, last = nn.Linear(1, 1), nn.Linear(1, 2)
+        with torch.no_grad():
+            first.weight.fill_(1.0), first.bias.zero_()
+            last.weight.copy_(torch.tensor([[1.0], [0.0]])), last.bias.zero_()
+        return nn.Sequential(first, nn.ReLU(), last)
+
+    # interval: ReLU([−1, 1]) = [0, 1]; Wong–Kolter/zonotope: slope 1/2, so 0.5·x ≥ −0.5;
+    # CROWN-IBP: u ≥ −l, lower slope 1, so x ≥ −1
+    EXPECTED = {"ibp": 0.0, "box": 0.0, "zonotope": -0.5, "dual": -0.5, "crown_ibp": -1.0}
+
+    @pytest.mark.parametrize("method", sorted(EXPECTED))
+    def test_margin(self, method):
+        lb = margin_lower_bounds(self.net(), torch.zeros(1, 1), torch.tensor([0]), 1.0, method, clip=False)
+        assert lb.tolist() == [[0.0, pytest.approx(self.EXPECTED[method])]]
+
+    @pytest.mark.parametrize("method", ["ibp", "dual", "zonotope", "crown_ibp"])
+    def test_upper_bound_of_relu_is_one(self, method):
+        lower, upper = logit_bounds(self.net(), torch.zeros(1, 1), 1.0, method, clip=False)
+        assert upper[0, 0].item() == pytest.approx(1.0) and upper[0, 1].item() == 0.0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_zero_at_true_class_and_exact_at_eps_zero(method):
+    torch.manual_seed(3)
+    net, (make, shape) = None, NETS["conv"]
+    net = make()
+    x, y = torch.rand(4, *shape), torch.randint(0, 5, (4,))
+    lb = margin_lower_bounds(net, x, y, 0.0, method)
+    assert torch.equal(lb.gather(1, y[:, None]), torch.zeros(4, 1))
+    assert torch.isfinite(lb).all() and torch.allclose(lb, _margins(net, x, y).detach(), atol=1e-5)
+    lb = margin_lower_bounds(net, x, y, 0.1, method)
+    assert torch.equal(lb.gather(1, y[:, None]), torch.zeros(4, 1))
+
+
+def test_errors_are_one_line():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="layer 2 is Tanh") as e:
+        margin_lower_bounds(net, torch.rand(1, 4), torch.tensor([0]), 0.1)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="non-negative"):
+        margin_lower_bounds(fc_net(), torch.rand(1, 1, 4, 5), torch.tensor([0]), -0.1)
+    with pytest.raises(ValueError, match="memory_budget") as e:
+        margin_lower_bounds(conv_net(), torch.rand(2, 1, 8, 8), torch.tensor([0, 1]), 0.1, "zonotope",
+                            memory_budget=1e-6)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="memory_budget"):
+        margin_lower_bounds(conv_net(), torch.rand(2, 1, 8, 8), torch.tensor([0, 1]), 0.1, "dual", memory_budget=1e-6)
+    with pytest.raises(ValueError, match="`method` can be"):
+        margin_lower_bounds(fc_net(), torch.rand(1, 1, 4, 5), torch.tensor([0]), 0.1, "octagon")
+
+
+def test_yale_exact_dual_is_refused_but_projected_runs():
+    from privrob.models import YaleCNN
+
+    net = YaleCNN(stride2_kernel=4, input_size=(192, 192))
+    x, y = torch.rand(1, 1, 192, 192), torch.tensor([3])
+    with pytest.raises(ValueError, match="GB"):
+        margin_lower_bounds(net, x, y, 0.0314, "dual")
+    lb = margin_lower_bounds(net, x, y, 0.0314, "dual_projected", projections=10)
+    assert lb.shape == (1, 38) and torch.isfinite(lb).all()
