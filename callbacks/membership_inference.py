@@ -13,7 +13,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from typing_extensions import override
 
 from privrob.privacy.audit import evaluate_membership, markdown_table
-from privrob.privacy.strategies import STRATEGY_NAMES, build_strategy
+from privrob.privacy.strategies import STRATEGY_NAMES, bound_methods_of, build_strategy, default_strategies
 
 LOGGED = ("accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "train_acc", "test_acc")
 CSV_FIELDS = ("epoch", "step", "strategy", *LOGGED, "threshold", "members", "nonmembers")
@@ -36,7 +36,8 @@ class MembershipInference(Callback):
     resumes from and appends.
 
     Args:
-        strategies: names among ``I_B``, ``I_A`` (``I_V`` with a model the bounds module supports).
+        strategies: names among ``I_B``, ``I_A``, ``I_V`` (I_V for a model the bounds module supports); default
+            I_B and I_A, plus I_V for the verifiable methods.
         every_n_epochs: per-strategy period in epochs, merged over the defaults.
         num_points: members and non-members evaluated, each (None: all).
         eps: l_inf budget of I_A's attack (default: the datamodule's ``default_eps``, the study's).
@@ -46,6 +47,8 @@ class MembershipInference(Callback):
         batch_size: evaluation batch size (default: the datamodule's ``eval_batch_size``).
         dirpath: folder of the CSV and PNG (default: ``trainer.default_root_dir``).
         fast_dev_points: points per set under ``fast_dev_run``.
+        bound_methods: certified methods for I_V, tried in order until one fits its memory budget (default: the
+            model's ``certified_methods``, else dual, crown_ibp, ibp).
 
     Example::
 
@@ -53,12 +56,13 @@ class MembershipInference(Callback):
         <...MembershipInference object at ...>
     """
 
-    def __init__(self, strategies: list[str] = ["I_B", "I_A"], every_n_epochs: Optional[dict[str, int]] = None,
+    def __init__(self, strategies: Optional[list[str]] = None, every_n_epochs: Optional[dict[str, int]] = None,
                  num_points: Optional[int] = 1000, eps: Optional[float] = None, attack_steps: int = 20,
                  attack_rel_step_size: float = 2.5 / 20, seed: int = 0, batch_size: Optional[int] = None,
-                 dirpath: Optional[str] = None, fast_dev_points: int = 8) -> None:
-        unknown = [s for s in strategies if s not in STRATEGY_NAMES]
-        if unknown or not strategies:
+                 dirpath: Optional[str] = None, fast_dev_points: int = 8,
+                 bound_methods: Optional[list[str]] = None) -> None:
+        unknown = [s for s in strategies or [] if s not in STRATEGY_NAMES]
+        if unknown or strategies == []:
             raise ValueError(f"`strategies` can be {', '.join(STRATEGY_NAMES)}, got {strategies}")
         self.every = {**DEFAULT_EVERY, **(every_n_epochs or {})}
         if any(v < 1 for v in self.every.values()):
@@ -69,7 +73,8 @@ class MembershipInference(Callback):
             raise ValueError(f"`eps` must be non-negative, got {eps}")
         if attack_steps < 1:
             raise ValueError(f"`attack_steps` must be at least 1, got {attack_steps}")
-        self.strategies, self.num_points, self.eps = list(strategies), num_points, eps
+        self.strategies, self.num_points, self.eps = strategies, num_points, eps
+        self.bound_methods = tuple(bound_methods) if bound_methods else None
         self.attack_steps, self.attack_rel_step_size = attack_steps, attack_rel_step_size
         self.seed, self.batch_size, self.dirpath, self.fast_dev_points = seed, batch_size, dirpath, fast_dev_points
         self.last_results: dict = {}
@@ -103,24 +108,26 @@ class MembershipInference(Callback):
             kept = [r for r in self._read_rows(trainer) if int(r["epoch"]) < trainer.current_epoch]
             self._write_rows(trainer, kept)
 
-    def _due(self, trainer: pl.Trainer) -> list[str]:
+    def _due(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[str]:
         epoch = trainer.current_epoch
         last = bool(trainer.fast_dev_run) or trainer.should_stop or (
             trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch + 1 >= trainer.max_epochs) or (
             trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps)
-        return [s for s in self.strategies if last or (epoch + 1) % self.every[s] == 0]
+        names = self.strategies or default_strategies(pl_module)
+        return [s for s in names if last or (epoch + 1) % self.every[s] == 0]
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        due = self._due(trainer)
+        due = self._due(trainer, pl_module)
         if not due:
             return
         datamodule = trainer.datamodule
         eps = self.eps if self.eps is not None else datamodule.default_eps
         strategies = [build_strategy(s, eps=eps, attack_steps=self.attack_steps,
-                                     attack_rel_step_size=self.attack_rel_step_size) for s in due]
+                                     attack_rel_step_size=self.attack_rel_step_size,
+                                     bound_methods=self.bound_methods or bound_methods_of(pl_module)) for s in due]
         results = evaluate_membership(
             pl_module, datamodule, strategies,
             num_points=self.fast_dev_points if trainer.fast_dev_run else self.num_points, seed=self.seed,

@@ -11,7 +11,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 
 from privrob.privacy.audit import evaluate_membership, markdown_table, write_report
-from privrob.privacy.strategies import build_strategy
+from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
 
 
 def load_checkpoint(path: str, weights_only: bool = True) -> dict:
@@ -44,10 +44,10 @@ class PrivrobTrainer(pl.Trainer):
     """:class:`pytorch_lightning.Trainer` with :meth:`audit`."""
 
     def audit(self, model: pl.LightningModule, datamodule: pl.LightningDataModule,
-              ckpt_path: Optional[str] = None, strategies: list[str] = ["I_B", "I_A"],
+              ckpt_path: Optional[str] = None, strategies: Optional[list[str]] = None,
               eps: Optional[float] = None, attack_steps: int = 20, attack_rel_step_size: float = 2.5 / 20,
               num_points: Optional[int] = None, seed: int = 0, output: Optional[str] = None,
-              weights_only: Optional[bool] = None) -> dict:
+              weights_only: Optional[bool] = None, bound_methods: Optional[list[str]] = None) -> dict:
         """Membership-inference audit of a finished model (Song, Shokri, Mittal, CCS 2019).
 
         Loads ``ckpt_path`` (weights and the member/non-member split saved with it), scores the members and
@@ -58,7 +58,7 @@ class PrivrobTrainer(pl.Trainer):
             model: the run's model, as its config builds it.
             datamodule: the run's data, as its config builds it.
             ckpt_path: the checkpoint to audit (required).
-            strategies: membership-inference strategies (``I_B``, ``I_A``).
+            strategies: membership-inference strategies (default I_B, I_A, and I_V for verifiable methods).
             eps: l_inf budget of I_A's attack (default: the datamodule's, the study's).
             attack_steps: PGD steps of I_A's attack (the study's 20).
             attack_rel_step_size: PGD step as a multiple of eps (the study's 2.5 / 20).
@@ -66,6 +66,7 @@ class PrivrobTrainer(pl.Trainer):
             seed: seed of those subsets.
             output: path stem of the report files.
             weights_only: ``torch.load``'s; None means True (a saved fit config carries this key).
+            bound_methods: certified methods for I_V, tried in order until one fits (default: the model's).
 
         Returns:
             The report per strategy (without raw scores).
@@ -83,8 +84,9 @@ class PrivrobTrainer(pl.Trainer):
         device = self.strategy.root_device
         model.to(device)
         eps = eps if eps is not None else datamodule.default_eps
-        built = [build_strategy(s, eps=eps, attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size)
-                 for s in strategies]
+        built = [build_strategy(s, eps=eps, attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size,
+                                bound_methods=tuple(bound_methods or bound_methods_of(model)))
+                 for s in strategies or default_strategies(model)]
         results = evaluate_membership(model, datamodule, built, num_points=num_points, seed=seed, device=device)
         stem = Path(output) if output else Path(ckpt_path).with_suffix(".audit")
         meta = {"checkpoint": str(ckpt_path), "model": type(model).__name__, "data": type(datamodule).__name__,

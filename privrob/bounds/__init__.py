@@ -21,6 +21,7 @@ from torch import nn
 
 from privrob.bounds import crown_ibp, dual, interval, zonotope
 from privrob.bounds.network import input_box, layers_of, margin_spec, shapes_of
+from privrob.bounds.zonotope import BoundsMemoryError
 
 Method = Literal["ibp", "box", "zonotope", "dual", "dual_projected", "crown_ibp"]
 METHODS = ("ibp", "box", "zonotope", "dual", "dual_projected", "crown_ibp")
@@ -91,4 +92,12 @@ def logit_bounds(model: nn.Module, x: torch.Tensor, eps: float, method: Method =
                        memory_budget=memory_budget, upper=True, generator=generator)
 
 
-__all__ = ["CERTIFIED", "METHODS", "layers_of", "logit_bounds", "margin_lower_bounds"]
+def worst_case_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, method: Method = "ibp",
+                      **kwargs) -> torch.Tensor:
+    """−lb(z_y − z_j): logits that no point of the ball can beat (0 at the true class). Their cross-entropy is the
+    verified loss of Wong & Kolter and of Gowal et al.; their softmax at y is the I_V score."""
+    return -margin_lower_bounds(model, x, y, eps, method, **kwargs)
+
+
+__all__ = ["CERTIFIED", "METHODS", "BoundsMemoryError", "layers_of", "logit_bounds", "margin_lower_bounds",
+           "worst_case_logits"]

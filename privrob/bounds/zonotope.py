@@ -23,13 +23,17 @@ from privrob.bounds.network import affine, linear_part, relu_relaxation
 BYTES = 4
 
 
+class BoundsMemoryError(ValueError):
+    """A bound whose memory would exceed its budget (a caller may fall back to a cheaper method)."""
+
+
 def check_memory(shapes: Sequence[torch.Size], layers: Sequence[nn.Module], batch: int, budget_gb: float,
                  what: str) -> None:
     """Refuse a zonotope whose generator matrix could exceed ``budget_gb`` (input + all ReLU neurons generators)."""
     generators = shapes[0].numel() + sum(shapes[i].numel() for i, l in enumerate(layers) if isinstance(l, nn.ReLU))
     need = batch * generators * max(s.numel() for s in shapes) * BYTES / 2**30
     if need > budget_gb:
-        raise ValueError(f"{what} needs up to {need:.1f} GB for this network and batch of {batch} inputs of shape "
+        raise BoundsMemoryError(f"{what} needs up to {need:.1f} GB for this network and batch of {batch} inputs of shape "
                          f"{tuple(shapes[0])} (memory_budget={budget_gb:g} GB); use a smaller batch, the "
                          f"'dual_projected' estimate for training, or 'crown_ibp'/'ibp'")
 

@@ -14,7 +14,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from privrob.privacy.evaluation import score_examples, seeded_subset, shard
-from privrob.privacy.strategies import Adversarial
+from privrob.privacy.strategies import Adversarial, Strategy, Verified, bound_methods_of
 
 
 def piecewise_constant(schedule: list[tuple[int, float]], base_lr: float):
@@ -41,7 +41,11 @@ class RobustTraining(pl.LightningModule):
 
     Validation data are the non-members, as in the study. Logs ``train/loss``, ``train/acc`` (on the inputs the
     method trains on), ``val/loss``, ``val/acc`` and, with ``adv_eval_size`` > 0, ``val/adv_acc`` (the study's
-    evaluation PGD on a seeded subset of the non-members).
+    evaluation PGD on a seeded subset of the non-members) and with ``verified_eval_size`` > 0 ``val/verified_acc``
+    (certified by the first of ``certified_methods`` that fits in memory, on the same kind of subset).
+
+    Verifiable methods set the class attribute ``certified_methods``; the membership-inference callback then adds
+    I_V by default.
 
     Args:
         backbone: the network, (N, C, H, W) in [0, 1] → (N, classes) logits.
@@ -55,18 +59,23 @@ class RobustTraining(pl.LightningModule):
         schedule_unit: ``step`` (optimizer steps) or ``epoch``.
         loss_reduction: ``mean`` or ``sum`` of the per-example cross-entropy (the study's Yale/FMNIST TF models sum).
         adv_eval_size: non-members attacked for ``val/adv_acc`` each validation (0: off; 8 at most under
-            ``fast_dev_run``).
-        adv_eval_eps: l_inf budget of that attack (default: the datamodule's ``default_eps``).
+            ``fast_dev_run``, as ``verified_eval_size``).
+        adv_eval_eps: l_inf budget of that attack and of the verified accuracy (default: the datamodule's
+            ``default_eps``).
         adv_eval_steps: PGD steps of that attack (step 2.5·ε/steps, from the clean input, as the study).
-        eval_seed: seed of the attacked subset.
+        verified_eval_size: non-members certified for ``val/verified_acc`` each validation (0: off).
+        eval_seed: seed of the evaluated subsets.
     """
+
+    #: certified bound methods this method reports with, tightest first (empty: not a verifiable method)
+    certified_methods: tuple[str, ...] = ()
 
     def __init__(self, backbone: nn.Module, optimizer: Literal["adam", "sgd"] = "adam", lr: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 0.0, l2_penalty: float = 0.0,
                  lr_schedule: Optional[list[tuple[int, float]]] = None,
                  schedule_unit: Literal["step", "epoch"] = "epoch", loss_reduction: Literal["mean", "sum"] = "mean",
                  adv_eval_size: int = 0, adv_eval_eps: Optional[float] = None, adv_eval_steps: int = 20,
-                 eval_seed: int = 0) -> None:
+                 verified_eval_size: int = 0, eval_seed: int = 0) -> None:
         super().__init__()
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"`optimizer` can be adam, sgd, got {optimizer!r}")
@@ -75,7 +84,7 @@ class RobustTraining(pl.LightningModule):
         if schedule_unit not in ("step", "epoch"):
             raise ValueError(f"`schedule_unit` can be step, epoch, got {schedule_unit!r}")
         for name, value in (("weight_decay", weight_decay), ("l2_penalty", l2_penalty),
-                            ("adv_eval_size", adv_eval_size)):
+                            ("adv_eval_size", adv_eval_size), ("verified_eval_size", verified_eval_size)):
             if value < 0:
                 raise ValueError(f"`{name}` must be non-negative, got {value}")
         if adv_eval_eps is not None and adv_eval_eps < 0:
@@ -131,18 +140,27 @@ class RobustTraining(pl.LightningModule):
         return F.softmax(self(batch[0]).float(), dim=1)
 
     def on_validation_epoch_end(self) -> None:
-        if self.hparams.adv_eval_size == 0 or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
             return
+        hp = self.hparams
+        eps = hp.adv_eval_eps if hp.adv_eval_eps is not None else self.trainer.datamodule.default_eps
+        if hp.adv_eval_size:
+            attack = Adversarial(eps=eps, steps=hp.adv_eval_steps, rel_step_size=2.5 / hp.adv_eval_steps)
+            self.log("val/adv_acc", self._subset_accuracy(attack, hp.adv_eval_size), sync_dist=True, prog_bar=True)
+        if hp.verified_eval_size:
+            verified = Verified(eps=eps, methods=bound_methods_of(self))
+            self.log("val/verified_acc", self._subset_accuracy(verified, hp.verified_eval_size), sync_dist=True,
+                     prog_bar=True)
+
+    def _subset_accuracy(self, strategy: Strategy, size: int) -> torch.Tensor:
+        """Accuracy under ``strategy`` on a seeded subset of the non-members, exact over all devices."""
         datamodule = self.trainer.datamodule
-        eps = self.hparams.adv_eval_eps if self.hparams.adv_eval_eps is not None else datamodule.default_eps
         nonmembers = datamodule.nonmembers()
-        size = min(self.hparams.adv_eval_size, 8) if self.trainer.fast_dev_run else self.hparams.adv_eval_size
+        size = min(size, 8) if self.trainer.fast_dev_run else size
         subset = seeded_subset(len(nonmembers), size, self.hparams.eval_seed)
-        rows = score_examples(self, nonmembers, shard(subset, self.global_rank, self.trainer.world_size),
-                              Adversarial(eps=eps, steps=self.hparams.adv_eval_steps,
-                                          rel_step_size=2.5 / self.hparams.adv_eval_steps),
+        rows = score_examples(self, nonmembers, shard(subset, self.global_rank, self.trainer.world_size), strategy,
                               datamodule.eval_batch_size, self.device).compute()
-        self.log("val/adv_acc", rows["correct"].double().mean().float(), sync_dist=True, prog_bar=True)
+        return rows["correct"].double().mean().float()
 
     def configure_optimizers(self):
         hp = self.hparams

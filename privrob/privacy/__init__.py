@@ -4,8 +4,8 @@ from privrob.privacy.evaluation import score_examples, seeded_subset, shard
 from privrob.privacy.functional import (calibrate_threshold, inference_accuracy, membership_report, roc_auc,
                                         threshold_accuracy, tpr_at_fpr, true_label_confidence)
 from privrob.privacy.metrics import ExampleScores
-from privrob.privacy.strategies import Adversarial, Benign, Strategy
+from privrob.privacy.strategies import Adversarial, Benign, Strategy, Verified
 
-__all__ = ["Adversarial", "Benign", "ExampleScores", "Strategy", "calibrate_threshold",
+__all__ = ["Adversarial", "Benign", "ExampleScores", "Strategy", "Verified", "calibrate_threshold",
            "inference_accuracy", "membership_report", "roc_auc", "score_examples", "seeded_subset", "shard",
            "threshold_accuracy", "tpr_at_fpr", "true_label_confidence"]

@@ -50,6 +50,7 @@ def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strat
             "train_acc": float(rows["members"]["correct"].double().mean()),
             "test_acc": float(rows["nonmembers"]["correct"].double().mean()),
             **report,
+            **({"bound": strategy.used} if getattr(strategy, "used", None) else {}),
             "scores": {k: {"ids": rows[k]["ids"].cpu(), "scores": rows[k]["scores"].cpu()} for k in sets},
         }
     return results
@@ -71,7 +72,8 @@ def markdown_table(results: dict[str, dict]) -> str:
     rows = []
     for name, r in results.items():
         cells = [f"{int(r[c])}" if c in ("members", "nonmembers") else f"{r[c]:.4f}" for c in REPORT_COLUMNS]
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        label = f"{name} ({r['bound']})" if "bound" in r else name
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *rows])
 
 

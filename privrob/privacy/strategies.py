@@ -3,8 +3,8 @@
 * ``I_B``: true-label confidence on the clean input (benign).
 * ``I_A``: true-label confidence on a PGD adversarial input (the study's evaluation attack by default: 20 steps
   of 2.5·ε/20 from the clean input, last iterate).
-* ``I_V`` (verified worst case) is a strategy of the same shape over certified bounds; it comes with the
-  bounds module.
+* ``I_V``: true-label confidence on the verified worst-case logits −lb(z_y − z_j) from certified bounds
+  (``privrob.bounds``): 1 / (1 + Σ_{j≠y} exp(−lb_j)). Its "correct" is "certified".
 
 A strategy maps a batch to (scores, correct): the score of each example and whether the model's prediction on
 the same (clean, adversarial or worst-case) logits is right, so one pass yields privacy and accuracy.
@@ -12,7 +12,8 @@ the same (clean, adversarial or worst-case) logits is right, so one pass yields 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 import torch
 from torch import nn
 
@@ -66,14 +67,64 @@ class Adversarial(Strategy):
 
 
 
-STRATEGY_NAMES = ("I_B", "I_A")
+#: certified methods tried in order for I_V when none is named: the tightest first, falling back on memory
+DEFAULT_BOUNDS = ("dual", "crown_ibp", "ibp")
+
+
+@dataclass
+class Verified(Strategy):
+    """I_V: the worst-case logits certified by the first of ``methods`` that fits its memory budget (the one used
+    is kept in ``used``). The ball is intersected with [0, 1]."""
+
+    eps: float = 0.0
+    methods: tuple[str, ...] = DEFAULT_BOUNDS
+    name: str = "I_V"
+    used: Optional[str] = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        from privrob.bounds import CERTIFIED
+
+        if self.eps < 0:
+            raise ValueError(f"`eps` must be non-negative, got {self.eps}")
+        bad = [m for m in self.methods if m not in CERTIFIED]
+        if bad or not self.methods:
+            raise ValueError(f"I_V needs certified bound methods among {', '.join(CERTIFIED)}, got {list(self.methods)}")
+
+    def logits(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from privrob.bounds import BoundsMemoryError, worst_case_logits
+
+        with torch.no_grad():
+            for method in self.methods[:-1]:
+                try:
+                    logits = worst_case_logits(model, x, y, self.eps, method)
+                except BoundsMemoryError:
+                    continue
+                self.used = method
+                return logits.float()
+            self.used = self.methods[-1]
+            return worst_case_logits(model, x, y, self.eps, self.used).float()
+
+
+STRATEGY_NAMES = ("I_B", "I_A", "I_V")
+
+
+def default_strategies(model: nn.Module) -> list[str]:
+    """I_B and I_A, and I_V for a model trained by a verifiable method (one with ``certified_methods``)."""
+    return ["I_B", "I_A"] + (["I_V"] if getattr(model, "certified_methods", ()) else [])
+
+
+def bound_methods_of(model: nn.Module) -> tuple[str, ...]:
+    """The certified methods a model reports with (its ``certified_methods``, else the default order)."""
+    return tuple(getattr(model, "certified_methods", ()) or DEFAULT_BOUNDS)
 
 
 def build_strategy(name: str, *, eps: float, attack_steps: int = 20, attack_rel_step_size: float = 2.5 / 20,
-                   norm: str = "linf") -> Strategy:
-    """The strategy called ``name`` with the given evaluation-attack settings."""
+                   norm: str = "linf", bound_methods: Optional[tuple[str, ...]] = None) -> Strategy:
+    """The strategy called ``name`` with the given evaluation-attack (I_A) or bound (I_V) settings."""
     if name == "I_B":
         return Benign()
     if name == "I_A":
         return Adversarial(eps=eps, steps=attack_steps, rel_step_size=attack_rel_step_size, norm=norm)
+    if name == "I_V":
+        return Verified(eps=eps, methods=tuple(bound_methods or DEFAULT_BOUNDS))
     raise ValueError(f"unknown membership-inference strategy {name!r}; known: {', '.join(STRATEGY_NAMES)}")

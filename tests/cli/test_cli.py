@@ -91,3 +91,23 @@ def test_yale_natural_one_epoch_on_real_images(yale_root, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "runs/yale_natural/privacy_curve.csv")))
     assert {row["strategy"] for row in rows} == {"I_B", "I_A"} and rows[0]["members"] == "40"
+
+
+def test_audit_of_a_verifiable_model_reports_i_v(tmp_path):
+    config = (ROOT / "configs/quickstart.yaml").read_text().replace(
+        "class_path: NaturalTraining\n  init_args:\n",
+        "class_path: IBPTraining\n  init_args:\n    eps: 0.1\n    warmup_steps: 10\n    ramp_steps: 50\n")
+    (tmp_path / "ibp.yaml").write_text(config)
+    r = run_cli("fit", "--config", "ibp.yaml", "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "runs/quickstart/privacy_curve.csv")))
+    assert {row["strategy"] for row in rows} == {"I_B", "I_A", "I_V"}  # I_V by default for a verifiable method
+    r = run_cli("audit", "--config", "runs/quickstart/config.yaml", "--ckpt_path",
+                "runs/quickstart/checkpoints/last.ckpt", "--num_points", "100", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((tmp_path / "runs/quickstart/checkpoints/last.audit.json").read_text())["strategies"]
+    assert set(report) == {"I_B", "I_A", "I_V"} and report["I_V"]["bound"] == "crown_ibp"
+    # a certified worst case is at least as bad as the attack: no more accurate than PGD
+    assert report["I_V"]["test_acc"] <= report["I_A"]["test_acc"]
+    assert "| I_V (crown_ibp) |" in r.stderr + r.stdout
