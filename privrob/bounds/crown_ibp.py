@@ -17,7 +17,7 @@ from privrob.bounds.network import relu_relaxation
 def lower_bounds(layers: Sequence[nn.Module], shapes: Sequence[torch.Size], lo: torch.Tensor, hi: torch.Tensor,
                  spec: torch.Tensor) -> torch.Tensor:
     """Lower bounds (B, S) of spec·z for spec (B, S, K)."""
-    _, _, pre = interval.propagate(layers[:-1], lo, hi)
+    _, _, pre = interval.propagate(layers[:-1], lo, hi, keep_bounds=True)
     relu_idx = [i for i, l in enumerate(layers) if isinstance(l, nn.ReLU)]
     relax = {i: relu_relaxation(l, u, adaptive_lower=True) for i, (l, u) in zip(relu_idx, pre)}
     return backward_bounds(layers, shapes, spec, relax, lo, hi)[0]

@@ -26,7 +26,7 @@ def relaxations(layers: Sequence[nn.Module], shapes: Sequence[torch.Size], lo: t
     """Each ReLU's Wong–Kolter relaxation (a, a, b) from exact or projected intermediate bounds."""
     if projections is None:
         zonotope.check_memory(shapes, layers, lo.shape[0], memory_budget, "the exact dual bound")
-    _, _, pre = zonotope.propagate(layers, lo, hi, projections, generator)
+    _, pre = zonotope.propagate(layers, lo, hi, projections, generator, bounds_only=True)
     relu_idx = [i for i, l in enumerate(layers) if isinstance(l, nn.ReLU)]
     out = {}
     for i, (l, u) in zip(relu_idx, pre):

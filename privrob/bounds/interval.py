@@ -14,17 +14,23 @@ from torch import nn
 from privrob.bounds.network import affine, linear_part
 
 
-def propagate(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor
+def propagate(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor, keep_bounds: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """Centre and radius after ``layers``, and the pre-activation (l, u) of every ReLU on the way."""
-    mu, r = (hi + lo) / 2, (hi - lo) / 2
+    """Centre and radius after ``layers`` and, with ``keep_bounds``, the pre-activation (l, u) of every ReLU."""
+    mu, r = (hi + lo) / 2, (hi - lo) / 2  # new tensors: the in-place steps below never touch the caller's
     pre: list[tuple[torch.Tensor, torch.Tensor]] = []
     for layer in layers:
         if isinstance(layer, nn.ReLU):
-            l, u = mu - r, mu + r
-            pre.append((l, u))
-            l, u = l.clamp(min=0), u.clamp(min=0)
-            mu, r = (u + l) / 2, (u - l) / 2
+            if keep_bounds:
+                pre.append((mu - r, mu + r))
+            # [l, u] = ReLU([μ − r, μ + r]), in place on this layer's own centre and radius where autograd allows
+            u = torch.add(mu, r).relu_()
+            l = mu.sub_(r).relu_()
+            if torch.is_grad_enabled() and (u.requires_grad or l.requires_grad):
+                mu, r = (u + l).mul_(0.5), (u - l).mul_(0.5)
+            else:
+                r = torch.sub(u, l, out=r).mul_(0.5)
+                mu = u.add_(l).mul_(0.5)
         else:
             mu, r = affine(layer, mu), linear_part(layer, r, absolute=True)
     return mu, r, pre

@@ -29,7 +29,8 @@ class BoundsMemoryError(ValueError):
 
 def check_memory(shapes: Sequence[torch.Size], layers: Sequence[nn.Module], batch: int, budget_gb: float,
                  what: str) -> None:
-    """Refuse a zonotope whose generator matrix could exceed ``budget_gb`` (input + all ReLU neurons generators)."""
+    """Refuse a zonotope whose generators could exceed ``budget_gb`` (worst case: one generator per input and per
+    ReLU neuron, at the widest layer)."""
     generators = shapes[0].numel() + sum(shapes[i].numel() for i, l in enumerate(layers) if isinstance(l, nn.ReLU))
     need = batch * generators * max(s.numel() for s in shapes) * BYTES / 2**30
     if need > budget_gb:
@@ -38,36 +39,58 @@ def check_memory(shapes: Sequence[torch.Size], layers: Sequence[nn.Module], batc
                          f"'dual_projected' estimate for training, or 'crown_ibp'/'ibp'")
 
 
+class Zonotope:
+    """Generators as rows (R, *shape) with the example each belongs to (``owner``, (R,)), so that an example
+    carries only its own unstable neurons' generators; or, with projections, k projected rows per example."""
+
+    def __init__(self, centre: torch.Tensor, rows: torch.Tensor, owner: torch.Tensor, projections: Optional[int]):
+        self.centre, self.rows, self.owner, self.projections = centre, rows, owner, projections
+
+    def spread(self) -> torch.Tensor:
+        """Σ|G| per example and neuron (the exact radius), or the median estimate of it from the projections."""
+        batch = self.centre.shape[0]
+        if self.projections is not None:
+            return self.rows.abs().view(batch, self.projections, *self.rows.shape[1:]).median(dim=1).values
+        flat = self.rows.abs().flatten(1)
+        return flat.new_zeros(batch, flat.shape[1]).index_add_(0, self.owner, flat).view_as(self.centre)
+
+
 def propagate(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor, projections: Optional[int] = None,
-              generator: Optional[torch.Generator] = None
-              ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """Centre (B, *s) and generators (B, k, *s) after ``layers``, and each ReLU's pre-activation (l, u)."""
+              generator: Optional[torch.Generator] = None, bounds_only: bool = False
+              ) -> tuple[Zonotope, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The zonotope after ``layers`` and each ReLU's pre-activation (l, u); with ``bounds_only`` stop at the last
+    ReLU's bounds."""
     batch = lo.shape[0]
     centre, radius = (hi + lo) / 2, (hi - lo) / 2
     if projections is None:
         n = radius[0].numel()
-        gens = torch.diag_embed(radius.flatten(1)).view(batch, n, *radius.shape[1:])
+        rows = torch.diag_embed(radius.flatten(1)).view(batch * n, *radius.shape[1:])
+        owner = torch.arange(batch, device=lo.device).repeat_interleave(n)
     else:
-        gens = radius.unsqueeze(1) * _cauchy((batch, projections, *radius.shape[1:]), lo, generator)
+        rows = (radius.unsqueeze(1) * _cauchy((batch, projections, *radius.shape[1:]), lo, generator)).flatten(0, 1)
+        owner = torch.arange(batch, device=lo.device).repeat_interleave(projections)
+    z = Zonotope(centre, rows, owner, projections)
     pre: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for layer in layers:
+    last_relu = max((i for i, l in enumerate(layers) if isinstance(l, nn.ReLU)), default=-1)
+    for i, layer in enumerate(layers):
         if isinstance(layer, nn.ReLU):
-            spread = gens.abs().sum(1) if projections is None else gens.abs().median(dim=1).values
-            l, u = centre - spread, centre + spread
+            spread = z.spread()
+            l, u = z.centre - spread, z.centre + spread
             pre.append((l, u))
+            if bounds_only and i == last_relu:
+                break
             _, slope, b_u = relu_relaxation(l, u, adaptive_lower=False)
             mu = b_u / 2
-            centre = slope * centre + mu
-            gens = slope.unsqueeze(1) * gens
+            z.centre = slope * z.centre + mu
+            z.rows = slope[z.owner] * z.rows
             if projections is None:
-                gens = torch.cat([gens, _new_generators(mu)], dim=1)
+                new_rows, new_owner = _new_generators(mu)
+                z.rows, z.owner = torch.cat([z.rows, new_rows]), torch.cat([z.owner, new_owner])
             else:
-                gens = gens + mu.unsqueeze(1) * _cauchy(gens.shape, lo, generator)
+                z.rows = z.rows + mu[z.owner] * _cauchy(z.rows.shape, lo, generator)
         else:
-            k = gens.shape[1]
-            centre = affine(layer, centre)
-            gens = linear_part(layer, gens.flatten(0, 1)).unflatten(0, (batch, k))
-    return centre, gens, pre
+            z.centre, z.rows = affine(layer, z.centre), linear_part(layer, z.rows)
+    return z, pre
 
 
 def _cauchy(shape, like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -75,26 +98,25 @@ def _cauchy(shape, like: torch.Tensor, generator: Optional[torch.Generator]) -> 
     return torch.tan(torch.pi * (u - 0.5))
 
 
-def _new_generators(mu: torch.Tensor) -> torch.Tensor:
-    """One generator per neuron that is unstable in some example (μ > 0): (B, m, *shape)."""
-    batch = mu.shape[0]
+def _new_generators(mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One generator row per (example, unstable neuron) pair (μ > 0) and the example it belongs to."""
     flat = mu.flatten(1)
-    idx = (flat > 0).any(0).nonzero().flatten()
-    new = flat.new_zeros(batch, len(idx), flat.shape[1])
-    new[:, torch.arange(len(idx), device=mu.device), idx] = flat[:, idx]
-    return new.view(batch, len(idx), *mu.shape[1:])
+    owner, neuron = (flat > 0).nonzero(as_tuple=True)
+    rows = flat.new_zeros(len(owner), flat.shape[1])
+    rows[torch.arange(len(owner), device=mu.device), neuron] = flat[owner, neuron]
+    return rows.view(len(owner), *mu.shape[1:]), owner
 
 
 def logit_bounds(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    centre, gens, _ = propagate(layers, lo, hi)
-    spread = gens.abs().sum(1)
-    return centre - spread, centre + spread
+    z, _ = propagate(layers, lo, hi)
+    spread = z.spread()
+    return z.centre - spread, z.centre + spread
 
 
 def margin_lower_bounds(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor,
                         spec: torch.Tensor) -> torch.Tensor:
     """Lower bounds (B, S) of spec·z: the spec is affine, so it maps the final zonotope exactly."""
-    centre, gens, _ = propagate(layers, lo, hi)
-    c = (spec @ centre.unsqueeze(-1)).squeeze(-1)
-    g = gens @ spec.transpose(1, 2)  # (B, k, S)
-    return c - g.abs().sum(1)
+    z, _ = propagate(layers, lo, hi)
+    c = (spec @ z.centre.unsqueeze(-1)).squeeze(-1)
+    g = (spec[z.owner] @ z.rows.unsqueeze(-1)).squeeze(-1).abs()  # (R, S): each row through its example's spec
+    return c - g.new_zeros(c.shape).index_add_(0, z.owner, g)
