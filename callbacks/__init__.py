@@ -1,5 +1,7 @@
 """privrob's Lightning Callbacks (top-level package, as the project's layout asks)."""
 
+from callbacks.checkpoint import RunCheckpoint
 from callbacks.membership_inference import MembershipInference
+from callbacks.preemption import Preempted, RequeueOnSignal
 
-__all__ = ["MembershipInference"]
+__all__ = ["MembershipInference", "Preempted", "RequeueOnSignal", "RunCheckpoint"]

@@ -12,7 +12,10 @@ from typing import Callable, Optional
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 
 class ImageTensorDataset(Dataset):
@@ -44,7 +47,8 @@ class MembershipDataModule(pl.LightningDataModule):
 
     Args:
         root: folder that holds the dataset's own folder (as torchvision's ``root``).
-        batch_size: training batch size **per device** (a run on N devices uses N x batch_size per step).
+        batch_size: training batch size **per device** (a run on N devices uses N x batch_size per step; the
+            study's settings in ``configs/`` are for one device).
         eval_batch_size: batch size of validation, test and membership-inference passes.
         num_workers: loader worker processes.
         seed: seed of the member/non-member split.
@@ -142,21 +146,29 @@ class MembershipDataModule(pl.LightningDataModule):
         """The held-out set, unaugmented."""
         return self._dataset(self.nonmember_indices)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+    def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        """An evaluation loader. On many devices each rank gets a disjoint shard without the padding that
+        ``DistributedSampler`` adds (it would count repeated examples), so accuracies are exact."""
+        sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if dist.is_available() and \
+            dist.is_initialized() and dist.get_world_size() > 1 else None
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset(self.member_indices, self.train_transform), self.batch_size, True)
+    def train_dataloader(self) -> StatefulDataLoader:
+        """The members, shuffled, through torchdata's ``StatefulDataLoader``: Lightning saves its position in the
+        checkpoint, so a run resumed mid-epoch sees the rest of the same epoch's order."""
+        dataset = self._dataset(self.member_indices, self.train_transform)
+        return StatefulDataLoader(dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+                                  persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.nonmembers(), self.eval_batch_size, False)
+        return self._loader(self.nonmembers(), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.nonmembers(), self.eval_batch_size, False)
+        return self._loader(self.nonmembers(), self.eval_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.nonmembers(), self.eval_batch_size, False)
+        return self._loader(self.nonmembers(), self.eval_batch_size)
 
 
 def per_class_split(labels: torch.Tensor, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
