@@ -28,14 +28,14 @@ from privrob.privacy.audit import evaluate_membership  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-batches", type=int, default=20, help="PGD-training batches timed (of 95)")
-    parser.add_argument("--eval-batch-size", type=int, default=128)
+    parser.add_argument("--eval-batch-size", type=int, default=None, help="default: the Yale data module's")
     args = parser.parse_args()
     torch.manual_seed(0)
-    dm = yale_datamodule(eval_batch_size=args.eval_batch_size)
+    dm = yale_datamodule(**({"eval_batch_size": args.eval_batch_size} if args.eval_batch_size else {}))
     model = YaleCNN().eval()
     eps, steps = 0.0314, 20
 
-    xs, ys = zip(*[dm.members()[i] for i in range(args.eval_batch_size)])
+    xs, ys = zip(*[dm.members()[i] for i in range(dm.eval_batch_size)])
     per_point = fwd_bwd_per_point(model, torch.stack(xs), torch.stack(ys))
 
     # (1) one I_A evaluation at the default size: 1,000 members, all 514 non-members
@@ -64,7 +64,7 @@ def main() -> None:
     t_epoch = (time.perf_counter() - t) / args.train_batches * len(loader)
 
     amortised = t_ib + t_ia / 10
-    print(f"fwd+bwd per point        {per_point * 1e3:.3f} ms")
+    print(f"fwd+bwd per point        {per_point * 1e3:.3f} ms (batch {dm.eval_batch_size})")
     print(f"I_A evaluation           {t_ia:.1f} s ({points} points, {steps} steps)")
     print(f"I_B evaluation           {t_ib:.1f} s")
     print(f"PGD-training epoch       {t_epoch:.1f} s (from {args.train_batches} of {len(loader)} batches)")

@@ -49,6 +49,11 @@ class MembershipInference(Callback):
         fast_dev_points: points per set under ``fast_dev_run``.
         bound_methods: certified methods for I_V, tried in order until one fits its memory budget (default: the
             model's ``certified_methods``, else dual, crown_ibp, ibp).
+        keep_best: early stopping by privacy: a logged metric to maximise (e.g. ``val/adv_acc``); whenever it is
+            the best so far at an epoch where every strategy of ``max_inference_accuracy`` was evaluated and stayed
+            within its bound, the callback saves ``<dirpath>/best_privacy_tradeoff.ckpt``.
+        max_inference_accuracy: per strategy, the highest membership-inference accuracy tolerated, e.g.
+            ``{"I_A": 0.6}`` (with ``keep_best``).
 
     Example::
 
@@ -60,7 +65,8 @@ class MembershipInference(Callback):
                  num_points: Optional[int] = 1000, eps: Optional[float] = None, attack_steps: int = 20,
                  attack_rel_step_size: float = 2.5 / 20, seed: int = 0, batch_size: Optional[int] = None,
                  dirpath: Optional[str] = None, fast_dev_points: int = 8,
-                 bound_methods: Optional[list[str]] = None) -> None:
+                 bound_methods: Optional[list[str]] = None, keep_best: Optional[str] = None,
+                 max_inference_accuracy: Optional[dict[str, float]] = None) -> None:
         unknown = [s for s in strategies or [] if s not in STRATEGY_NAMES]
         if unknown or strategies == []:
             raise ValueError(f"`strategies` can be {', '.join(STRATEGY_NAMES)}, got {strategies}")
@@ -77,6 +83,10 @@ class MembershipInference(Callback):
         self.bound_methods = tuple(bound_methods) if bound_methods else None
         self.attack_steps, self.attack_rel_step_size = attack_steps, attack_rel_step_size
         self.seed, self.batch_size, self.dirpath, self.fast_dev_points = seed, batch_size, dirpath, fast_dev_points
+        if max_inference_accuracy and not keep_best:
+            raise ValueError("`max_inference_accuracy` needs `keep_best`, the metric to maximise under it")
+        self.keep_best, self.max_inference_accuracy = keep_best, dict(max_inference_accuracy or {})
+        self.best: Optional[float] = None
         self.last_results: dict = {}
 
     # -- files -------------------------------------------------------------------------------------------------
@@ -138,12 +148,40 @@ class MembershipInference(Callback):
             for key in LOGGED:
                 # the value is the same on every rank; sync_dist averages identical numbers
                 pl_module.log(f"privacy/{name}/{key}", float(r[key]), sync_dist=True)
+        self._keep_if_best(trainer, results)
         if trainer.is_global_zero:
             rows = self._read_rows(trainer)
             rows += [{"epoch": trainer.current_epoch, "step": trainer.global_step, "strategy": name,
                       **{k: r[k] for k in CSV_FIELDS if k in r}} for name, r in results.items()]
             self._write_rows(trainer, rows)
             self._log_wandb(trainer, results)
+
+    def best_checkpoint_path(self, trainer: pl.Trainer) -> Path:
+        return Path(self.dirpath or trainer.default_root_dir) / "best_privacy_tradeoff.ckpt"
+
+    def _keep_if_best(self, trainer: pl.Trainer, results: dict) -> None:
+        if not self.keep_best:
+            return
+        bounded = self.max_inference_accuracy
+        if any(name not in results for name in bounded):
+            return  # not every bounded strategy was evaluated this epoch
+        if any(results[name]["accuracy"] > limit for name, limit in bounded.items()):
+            return
+        if self.keep_best not in trainer.callback_metrics:
+            raise ValueError(f"`keep_best`={self.keep_best!r} is not logged; logged: "
+                             f"{', '.join(sorted(trainer.callback_metrics))}")
+        value = float(trainer.callback_metrics[self.keep_best])
+        if self.best is None or value > self.best:
+            self.best = value
+            trainer.save_checkpoint(self.best_checkpoint_path(trainer))  # every rank joins; rank 0 writes
+
+    @override
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    @override
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = state_dict.get("best")
 
     def _log_wandb(self, trainer: pl.Trainer, results: dict) -> None:
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]

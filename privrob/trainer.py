@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 
-from privrob.privacy.audit import evaluate_membership, markdown_table, write_report
+from privrob.privacy.audit import budget_sweep, evaluate_membership, markdown_table, write_budget_sweep, write_report
 from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
 
 
@@ -47,7 +47,8 @@ class PrivrobTrainer(pl.Trainer):
               ckpt_path: Optional[str] = None, strategies: Optional[list[str]] = None,
               eps: Optional[float] = None, attack_steps: int = 20, attack_rel_step_size: float = 2.5 / 20,
               num_points: Optional[int] = None, seed: int = 0, output: Optional[str] = None,
-              weights_only: Optional[bool] = None, bound_methods: Optional[list[str]] = None) -> dict:
+              weights_only: Optional[bool] = None, bound_methods: Optional[list[str]] = None,
+              temperature: float = 1.0, attack_eps: Optional[list[float]] = None) -> dict:
         """Membership-inference audit of a finished model (Song, Shokri, Mittal, CCS 2019).
 
         Loads ``ckpt_path`` (weights and the member/non-member split saved with it), scores the members and
@@ -67,6 +68,8 @@ class PrivrobTrainer(pl.Trainer):
             output: path stem of the report files.
             weights_only: ``torch.load``'s; None means True (a saved fit config carries this key).
             bound_methods: certified methods for I_V, tried in order until one fits (default: the model's).
+            temperature: score softmax(logits / T), the released confidences under temperature scaling.
+            attack_eps: also sweep I_A over these attack budgets (``<stem>.budget.csv`` and ``.png``).
 
         Returns:
             The report per strategy (without raw scores).
@@ -85,14 +88,26 @@ class PrivrobTrainer(pl.Trainer):
         model.to(device)
         eps = eps if eps is not None else datamodule.default_eps
         built = [build_strategy(s, eps=eps, attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size,
-                                bound_methods=tuple(bound_methods or bound_methods_of(model)))
+                                bound_methods=tuple(bound_methods or bound_methods_of(model)), temperature=temperature)
                  for s in strategies or default_strategies(model)]
         results = evaluate_membership(model, datamodule, built, num_points=num_points, seed=seed, device=device)
         stem = Path(output) if output else Path(ckpt_path).with_suffix(".audit")
         meta = {"checkpoint": str(ckpt_path), "model": type(model).__name__, "data": type(datamodule).__name__,
                 "eps": eps, "attack": f"PGD-{attack_steps}, step {attack_rel_step_size:g}*eps, from the clean input",
-                "epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
+                "temperature": temperature, "epoch": checkpoint.get("epoch"),
+                "global_step": checkpoint.get("global_step")}
         json_path, md_path = write_report(results, stem, meta)
         rank_zero_info(f"Membership-inference audit of {ckpt_path} (eps={eps:g}):\n{markdown_table(results)}\n"
                        f"written to {json_path} and {md_path}")
-        return {name: {k: v for k, v in r.items() if k != "scores"} for name, r in results.items()}
+        out = {name: {k: v for k, v in r.items() if k != "scores"} for name, r in results.items()}
+        if attack_eps:
+            rows = budget_sweep(model, datamodule, attack_eps, attack_steps=attack_steps,
+                                attack_rel_step_size=attack_rel_step_size, temperature=temperature,
+                                num_points=num_points, seed=seed, device=device)
+            sweep_csv, sweep_png = write_budget_sweep(rows, stem.parent / f"{stem.name}.budget",
+                                                      getattr(model, "hparams", {}).get("eps"))
+            rank_zero_info("I_A by attack budget:\n" + "\n".join(
+                f"  eps {r['eps']:g}: accuracy {r['accuracy']:.4f}, adversarial test accuracy {r['test_acc']:.4f}"
+                for r in rows) + f"\nwritten to {sweep_csv} and {sweep_png}")
+            out["budget_sweep"] = rows
+        return out

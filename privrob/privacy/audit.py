@@ -51,7 +51,8 @@ def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strat
             "test_acc": float(rows["nonmembers"]["correct"].double().mean()),
             **report,
             **({"bound": strategy.used} if getattr(strategy, "used", None) else {}),
-            "scores": {k: {"ids": rows[k]["ids"].cpu(), "scores": rows[k]["scores"].cpu()} for k in sets},
+            "scores": {k: {"ids": rows[k]["ids"].cpu(), "scores": rows[k]["scores"].cpu(),
+                           "correct": rows[k]["correct"].cpu()} for k in sets},
         }
     return results
 
@@ -87,3 +88,52 @@ def write_report(results: dict[str, dict], stem: Path, meta: Optional[dict] = No
     lines += [f"- {k}: {v}" for k, v in (meta or {}).items()]
     md_path.write_text("\n".join(lines + ["", markdown_table(results), ""]))
     return json_path, md_path
+
+
+def budget_sweep(model: nn.Module, datamodule, eps_values: Sequence[float], *, attack_steps: int = 20,
+                 attack_rel_step_size: float = 2.5 / 20, temperature: float = 1.0, **kwargs) -> list[dict]:
+    """I_A at every attack budget in ``eps_values`` (the study's appendix, Figures 8 and 9: the attacker does not know
+    the training ε). Per budget: membership report, adversarial accuracy on members and non-members, and the
+    worst-case accuracy over all swept budgets ≤ ε (an example counts as correct only if no smaller budget fooled
+    it either). ``kwargs`` go to :func:`evaluate_membership`."""
+    from privrob.privacy.strategies import build_strategy
+
+    rows, still_correct = [], None
+    for eps in sorted(eps_values):
+        strategy = build_strategy("I_A", eps=eps, attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size,
+                                  temperature=temperature)
+        r = evaluate_membership(model, datamodule, [strategy], **kwargs)["I_A"]
+        correct = torch.cat([r["scores"]["members"]["correct"], r["scores"]["nonmembers"]["correct"]])
+        still_correct = correct if still_correct is None else still_correct & correct
+        rows.append({"eps": eps, **{k: r[k] for k in REPORT_COLUMNS}, "threshold": r["threshold"],
+                     "worst_case_acc": float(still_correct.double().mean())})
+    return rows
+
+
+def write_budget_sweep(rows: list[dict], stem: Path, training_eps: Optional[float] = None) -> tuple[Path, Path]:
+    """``<stem>.csv`` and a ``<stem>.png`` line plot: attack ε on x, I_A accuracy on y, the training ε marked."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = stem.parent / f"{stem.name}.csv", stem.parent / f"{stem.name}.png"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["eps"] for r in rows], [r["accuracy"] for r in rows], marker="o", label="I_A")
+    if training_eps is not None:
+        ax.axvline(training_eps, color="red", ls="--", lw=1, label=f"training eps {training_eps:g}")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("attack eps (l_inf)")
+    ax.set_ylabel("membership inference accuracy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return csv_path, png_path

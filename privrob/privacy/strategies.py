@@ -22,16 +22,21 @@ from privrob.privacy.functional import true_label_confidence
 
 
 class Strategy:
-    """Scores a batch. Subclasses set ``name`` and implement ``logits``."""
+    """Scores a batch. Subclasses set ``name`` and implement ``logits``.
+
+    ``temperature`` T scores softmax(logits / T), the released confidences of a model that applies temperature
+    scaling (a countermeasure the study discusses); the argmax, hence accuracy, does not change.
+    """
 
     name: str = ""
+    temperature: float = 1.0
 
     def logits(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.logits(model, x, y)
-        return true_label_confidence(logits, y, from_logits=True), logits.argmax(dim=1) == y
+        return true_label_confidence(logits / self.temperature, y, from_logits=True), logits.argmax(dim=1) == y
 
 
 @dataclass
@@ -119,12 +124,18 @@ def bound_methods_of(model: nn.Module) -> tuple[str, ...]:
 
 
 def build_strategy(name: str, *, eps: float, attack_steps: int = 20, attack_rel_step_size: float = 2.5 / 20,
-                   norm: str = "linf", bound_methods: Optional[tuple[str, ...]] = None) -> Strategy:
-    """The strategy called ``name`` with the given evaluation-attack (I_A) or bound (I_V) settings."""
+                   norm: str = "linf", bound_methods: Optional[tuple[str, ...]] = None,
+                   temperature: float = 1.0) -> Strategy:
+    """The strategy called ``name`` with the given evaluation-attack (I_A), bound (I_V) and softmax settings."""
+    if temperature <= 0:
+        raise ValueError(f"`temperature` must be positive, got {temperature}")
     if name == "I_B":
-        return Benign()
-    if name == "I_A":
-        return Adversarial(eps=eps, steps=attack_steps, rel_step_size=attack_rel_step_size, norm=norm)
-    if name == "I_V":
-        return Verified(eps=eps, methods=tuple(bound_methods or DEFAULT_BOUNDS))
-    raise ValueError(f"unknown membership-inference strategy {name!r}; known: {', '.join(STRATEGY_NAMES)}")
+        strategy: Strategy = Benign()
+    elif name == "I_A":
+        strategy = Adversarial(eps=eps, steps=attack_steps, rel_step_size=attack_rel_step_size, norm=norm)
+    elif name == "I_V":
+        strategy = Verified(eps=eps, methods=tuple(bound_methods or DEFAULT_BOUNDS))
+    else:
+        raise ValueError(f"unknown membership-inference strategy {name!r}; known: {', '.join(STRATEGY_NAMES)}")
+    strategy.temperature = temperature
+    return strategy

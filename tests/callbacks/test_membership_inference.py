@@ -124,3 +124,22 @@ def test_bad_arguments():
         MembershipInference(every_n_epochs={"I_B": 0})
     with pytest.raises(ValueError, match="non-negative"):
         MembershipInference(eps=-1.0)
+
+
+def test_early_stopping_by_privacy_keeps_the_best_tradeoff(tmp_path):
+    torch.manual_seed(0)
+    model = NaturalTraining(DigitsCNN(width=1), lr=3e-3)
+    cb = MembershipInference(strategies=["I_B"], num_points=200, dirpath=str(tmp_path), keep_best="val/acc",
+                             max_inference_accuracy={"I_B": 0.99})
+    quiet_trainer(max_epochs=3, limit_train_batches=5, callbacks=[cb]).fit(model, DigitsDataModule(batch_size=32))
+    saved = torch.load(tmp_path / "best_privacy_tradeoff.ckpt", weights_only=True)
+    rows = list(csv.DictReader(open(tmp_path / "privacy_curve.csv")))
+    assert all(float(r["accuracy"]) <= 0.99 for r in rows) and cb.best is not None
+    assert saved["callbacks"]["MembershipInference"]["best"] == cb.best  # saved when the best was reached
+    strict = MembershipInference(strategies=["I_B"], num_points=200, dirpath=str(tmp_path / "strict"),
+                                 keep_best="val/acc", max_inference_accuracy={"I_B": 0.5 - 1e-9})
+    quiet_trainer(max_epochs=1, limit_train_batches=5, callbacks=[strict]).fit(
+        NaturalTraining(DigitsCNN(width=1)), DigitsDataModule(batch_size=32))
+    assert not (tmp_path / "strict" / "best_privacy_tradeoff.ckpt").exists()  # no epoch met the bound
+    with pytest.raises(ValueError, match="keep_best"):
+        MembershipInference(max_inference_accuracy={"I_A": 0.6})

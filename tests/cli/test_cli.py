@@ -47,8 +47,10 @@ def test_audit_of_a_checkpoint(quickstart_run):
     cwd, _ = quickstart_run
     ckpt = cwd / "runs/quickstart/checkpoints/last.ckpt"
     r = run_cli("audit", "--config", str(cwd / "runs/quickstart/config.yaml"), "--ckpt_path", str(ckpt),
-                "--num_points", "200", cwd=cwd)
+                "--num_points", "200", "--attack_eps", "[0.0, 0.05, 0.1]", cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
+    sweep = (ckpt.parent / "last.audit.budget.csv").read_text().splitlines()
+    assert sweep[0].startswith("eps,") and len(sweep) == 4 and (ckpt.parent / "last.audit.budget.png").is_file()
     report = json.loads((ckpt.parent / "last.audit.json").read_text())["strategies"]
     assert set(report) == {"I_B", "I_A"}
     assert report["I_B"]["members"] == 200 and report["I_B"]["train_acc"] > 0.8
