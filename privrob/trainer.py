@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Optional
@@ -10,7 +11,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 
-from privrob.privacy.audit import budget_sweep, evaluate_membership, markdown_table, write_budget_sweep, write_report
+from privrob.privacy.audit import (budget_sweep, evaluate_membership, markdown_table, plot_secure_losses, secure_split,
+                                  write_budget_sweep, write_report)
+from privrob.privacy.realistic import realistic_report
 from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
 
 
@@ -48,7 +51,8 @@ class PrivrobTrainer(pl.Trainer):
               eps: Optional[float] = None, attack_steps: int = 20, attack_rel_step_size: float = 2.5 / 20,
               num_points: Optional[int] = None, seed: int = 0, output: Optional[str] = None,
               weights_only: Optional[bool] = None, bound_methods: Optional[list[str]] = None,
-              temperature: float = 1.0, attack_eps: Optional[list[float]] = None) -> dict:
+              temperature: float = 1.0, attack_eps: Optional[list[float]] = None,
+              secure_by: Optional[str] = None, calibration_fraction: Optional[float] = None) -> dict:
         """Membership-inference audit of a finished model (Song, Shokri, Mittal, CCS 2019).
 
         Loads ``ckpt_path`` (weights and the member/non-member split saved with it), scores the members and
@@ -70,6 +74,12 @@ class PrivrobTrainer(pl.Trainer):
             bound_methods: certified methods for I_V, tried in order until one fits (default: the model's).
             temperature: score softmax(logits / T), the released confidences under temperature scaling.
             attack_eps: also sweep I_A over these attack budgets (``<stem>.budget.csv`` and ``.png``).
+            secure_by: also split examples into secure and insecure by this strategy's correctness (``I_A``, or
+                ``I_V`` for certified), with each strategy's accuracy per group (``<stem>.secure.json``) and the
+                loss histograms of secure and insecure non-members (``<stem>.secure.png``).
+            calibration_fraction: also report a realistic attacker: thresholds (global and per class) calibrated on
+                this seeded fraction of the evaluated members and non-members, their accuracy on the rest beside the
+                oracle's, and Song & Mittal's risk scores (``<stem>.realistic.json``).
 
         Returns:
             The report per strategy (without raw scores).
@@ -100,6 +110,25 @@ class PrivrobTrainer(pl.Trainer):
         rank_zero_info(f"Membership-inference audit of {ckpt_path} (eps={eps:g}):\n{markdown_table(results)}\n"
                        f"written to {json_path} and {md_path}")
         out = {name: {k: v for k, v in r.items() if k != "scores"} for name, r in results.items()}
+        if secure_by:
+            split = secure_split(results, by=secure_by)
+            (stem.parent / f"{stem.name}.secure.json").write_text(json.dumps(split, indent=2) + "\n")
+            plot_secure_losses(results, stem.parent / f"{stem.name}.secure.png", by=secure_by)
+            rank_zero_info(f"secure vs insecure by {secure_by}: {json.dumps(split)}")
+            out["secure_vs_insecure"] = split
+        if calibration_fraction is not None:
+            realistic = {}
+            pool = {"members": datamodule.member_indices, "nonmembers": datamodule.nonmember_indices}
+            for name, r in results.items():
+                labels = {part: datamodule.labels[pool[part]][r["scores"][part]["ids"]] for part in pool}
+                realistic[name] = realistic_report(
+                    r["scores"]["members"]["scores"], r["scores"]["nonmembers"]["scores"], fraction=calibration_fraction,
+                    seed=seed, member_labels=labels["members"], nonmember_labels=labels["nonmembers"])
+            (stem.parent / f"{stem.name}.realistic.json").write_text(json.dumps(realistic, indent=2) + "\n")
+            rank_zero_info("realistic attacker (calibrated on held-out data): " + ", ".join(
+                f"{name} {v['calibrated_accuracy']:.4f} (oracle {v['oracle_accuracy']:.4f})"
+                for name, v in realistic.items()))
+            out["realistic"] = realistic
         if attack_eps:
             rows = budget_sweep(model, datamodule, attack_eps, attack_steps=attack_steps,
                                 attack_rel_step_size=attack_rel_step_size, temperature=temperature,

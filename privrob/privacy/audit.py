@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from privrob.privacy.evaluation import score_examples, seeded_subset, shard
-from privrob.privacy.functional import membership_report
+from privrob.privacy.functional import inference_accuracy, membership_report
 from privrob.privacy.strategies import Strategy
 
 
@@ -137,3 +137,48 @@ def write_budget_sweep(rows: list[dict], stem: Path, training_eps: Optional[floa
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return csv_path, png_path
+
+
+def secure_split(results: dict[str, dict], by: str = "I_A") -> dict[str, dict]:
+    """The study's secure vs insecure examples (appendix, Figure 7): members and non-members alike split by whether
+    ``by``'s prediction is right (classified correctly under the attack, or certified for I_V), and each strategy's
+    membership-inference accuracy within each group (None for a group missing members or non-members)."""
+    if by not in results:
+        raise ValueError(f"the secure split needs strategy {by!r} in the results, got {', '.join(results)}")
+    ref = results[by]["scores"]
+    for name, r in results.items():
+        for part in ("members", "nonmembers"):
+            if not torch.equal(r["scores"][part]["ids"], ref[part]["ids"]):
+                raise ValueError(f"strategies {name} and {by} scored different examples; use one subset")
+    out = {}
+    for group, keep in (("secure", True), ("insecure", False)):
+        mask = {part: ref[part]["correct"] == keep for part in ("members", "nonmembers")}
+        entry: dict = {part: int(m.sum()) for part, m in mask.items()}
+        for name, r in results.items():
+            m, n = (r["scores"][part]["scores"][mask[part]] for part in ("members", "nonmembers"))
+            entry[name] = inference_accuracy(m, n) if len(m) and len(n) else None
+        out[group] = entry
+    return out
+
+
+def plot_secure_losses(results: dict[str, dict], path: Path, by: str = "I_A") -> Path:
+    """Histograms of the prediction loss −log p_y(x) on clean inputs of secure and insecure non-members."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nonmembers = results["I_B"]["scores"]["nonmembers"]
+    loss = -torch.log(nonmembers["scores"].clamp(min=1e-12))
+    secure = results[by]["scores"]["nonmembers"]["correct"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, mask in (("secure", secure), ("insecure", ~secure)):
+        if mask.any():
+            ax.hist(loss[mask].numpy(), bins=30, alpha=0.6, label=f"{name} ({int(mask.sum())})")
+    ax.set_xlabel("prediction loss on the clean input (non-members)")
+    ax.set_ylabel("examples")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

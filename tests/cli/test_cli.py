@@ -47,10 +47,15 @@ def test_audit_of_a_checkpoint(quickstart_run):
     cwd, _ = quickstart_run
     ckpt = cwd / "runs/quickstart/checkpoints/last.ckpt"
     r = run_cli("audit", "--config", str(cwd / "runs/quickstart/config.yaml"), "--ckpt_path", str(ckpt),
-                "--num_points", "200", "--attack_eps", "[0.0, 0.05, 0.1]", cwd=cwd)
+                "--num_points", "200", "--attack_eps", "[0.0, 0.05, 0.1]", "--secure_by", "I_A",
+                "--calibration_fraction", "0.5", cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
     sweep = (ckpt.parent / "last.audit.budget.csv").read_text().splitlines()
     assert sweep[0].startswith("eps,") and len(sweep) == 4 and (ckpt.parent / "last.audit.budget.png").is_file()
+    secure = json.loads((ckpt.parent / "last.audit.secure.json").read_text())
+    assert secure["secure"]["members"] + secure["insecure"]["members"] == 200
+    realistic = json.loads((ckpt.parent / "last.audit.realistic.json").read_text())
+    assert realistic["I_B"]["calibrated_accuracy"] <= realistic["I_B"]["oracle_accuracy"] + 1e-12
     report = json.loads((ckpt.parent / "last.audit.json").read_text())["strategies"]
     assert set(report) == {"I_B", "I_A"}
     assert report["I_B"]["members"] == 200 and report["I_B"]["train_acc"] > 0.8

@@ -29,3 +29,39 @@ def test_temperature_keeps_accuracy_and_changes_confidences(trained_digits):
     assert not torch.allclose(a, b) and float(b.max()) < float(a.max())  # softer: no confidence near 1
     with pytest.raises(ValueError, match="temperature"):
         build_strategy("I_B", eps=0.0, temperature=0.0)
+
+
+def test_secure_and_insecure_groups_partition_the_examples(trained_digits, tmp_path):
+    from privrob.privacy.audit import plot_secure_losses, secure_split
+
+    model, dm = trained_digits
+    results = evaluate_membership(model, dm, [build_strategy("I_B", eps=0.1),
+                                              build_strategy("I_A", eps=0.1, attack_steps=10)], num_points=300)
+    split = secure_split(results, by="I_A")
+    correct = results["I_A"]["scores"]["nonmembers"]["correct"]
+    assert split["secure"]["nonmembers"] == int(correct.sum())
+    assert split["secure"]["members"] + split["insecure"]["members"] == 300
+    assert split["secure"]["nonmembers"] + split["insecure"]["nonmembers"] == 300
+    for group in ("secure", "insecure"):
+        for name in ("I_B", "I_A"):
+            assert 0.5 <= split[group][name] <= 1.0
+    assert plot_secure_losses(results, tmp_path / "secure.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="needs strategy"):
+        secure_split(results, by="I_V")
+
+
+def test_calibrated_threshold_never_beats_the_oracle_and_risk_ranks_members(trained_digits):
+    from privrob.privacy import roc_auc
+    from privrob.privacy.realistic import realistic_report, risk_scores
+
+    model, dm = trained_digits  # trained to 100% on its members: it overfits
+    r = evaluate_membership(model, dm, [build_strategy("I_B", eps=0.0)])["I_B"]
+    m, n = r["scores"]["members"]["scores"], r["scores"]["nonmembers"]["scores"]
+    labels_m = dm.labels[dm.member_indices][r["scores"]["members"]["ids"]]
+    labels_n = dm.labels[dm.nonmember_indices][r["scores"]["nonmembers"]["ids"]]
+    report = realistic_report(m, n, member_labels=labels_m, nonmember_labels=labels_n)
+    assert report["calibrated_accuracy"] <= report["oracle_accuracy"] + 1e-12
+    assert 0.5 <= report["per_class_calibrated_accuracy"] <= 1.0
+    risk_m, risk_n = risk_scores(m[:400], n[:400], m[400:]), risk_scores(m[:400], n[:400], n[400:])
+    assert float(torch.cat([risk_m, risk_n]).min()) >= 0 and float(torch.cat([risk_m, risk_n]).max()) <= 1
+    assert roc_auc(risk_m, risk_n) > 0.5 and report["risk"]["mean_members"] > report["risk"]["mean_nonmembers"]
