@@ -1,4 +1,4 @@
-"""``python -m privrob fit|validate|test|predict|audit --config X.yaml``: a LightningCLI.
+"""``python -m privrob fit|validate|test|predict|audit|lira --config X.yaml``: a LightningCLI.
 
 The config picks the training method (``model: class_path: PGDTraining``) and the data
 (``data: class_path: YaleDataModule``) by class path; short names work because the classes are imported here.
@@ -23,11 +23,12 @@ from privrob.trainer import PrivrobTrainer, load_checkpoint
 
 
 class PrivrobCLI(LightningCLI):
-    """LightningCLI with the ``audit`` subcommand and the run's config saved (overwritten on re-runs)."""
+    """LightningCLI with the ``audit`` and ``lira`` subcommands and the run's config saved (overwritten on
+    re-runs)."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        return {**LightningCLI.subcommands(), "audit": {"model", "datamodule"}}
+        return {**LightningCLI.subcommands(), "audit": {"model", "datamodule"}, "lira": {"model", "datamodule"}}
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the checkpoint's hyperparameters here; check the file first for a one-line error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 from pathlib import Path
@@ -140,3 +141,70 @@ class PrivrobTrainer(pl.Trainer):
                 for r in rows) + f"\nwritten to {sweep_csv} and {sweep_png}")
             out["budget_sweep"] = rows
         return out
+
+    def lira(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, ckpt_path: Optional[str] = None,
+             num_reference: int = 4, reference_epochs: int = 10, seed: int = 0, output: Optional[str] = None,
+             weights_only: Optional[bool] = None) -> dict:
+        """LiRA (Carlini et al. 2022) against a finished model: trains ``num_reference`` reference models by the same
+        method (the config's model, freshly initialised) on random halves of the target's data pool (its members and
+        non-members), then reports online and offline LiRA's AUC and TPR at 0.1% and 1% FPR on the target's members
+        vs non-members, written to ``<ckpt>.lira.json``. In practice the reference runs are a SLURM array.
+
+        Args:
+            model: the run's model, as its config builds it.
+            datamodule: the run's data, as its config builds it.
+            ckpt_path: the target checkpoint (required).
+            num_reference: K reference models, in complementary pairs of halves (each example is in K/2 of them
+                for even K).
+            reference_epochs: epochs of each reference run.
+            seed: seed of the halves and of the reference initialisations.
+            output: path stem of the report (default: next to the checkpoint).
+            weights_only: ``torch.load``'s; None means True.
+        """
+        from privrob.privacy.lira import lira_report, lira_scores, statistics
+
+        if ckpt_path is None:
+            raise ValueError("lira needs --ckpt_path, the target checkpoint")
+        if num_reference < 2:
+            raise ValueError(f"`num_reference` must be at least 2, got {num_reference}")
+        template = copy.deepcopy(model).cpu()
+        checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
+        load_model_weights(model, checkpoint["state_dict"], ckpt_path)
+        if checkpoint.get(type(datamodule).__qualname__):
+            datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
+        datamodule.setup("fit")
+        pool = torch.cat([datamodule.member_indices, datamodule.nonmember_indices])
+        is_member = torch.arange(len(pool)) < len(datamodule.member_indices)
+        images = torch.stack([datamodule._dataset(pool)[i][0] for i in range(len(pool))])
+        labels = datamodule.labels[pool]
+        # halves in complementary pairs, so that each example is in about half of the models, and in and out of
+        # at least one each
+        generator = torch.Generator().manual_seed(seed)
+        halves = []
+        for k in range(num_reference):
+            halves.append(~halves[-1] if k % 2 else torch.randperm(len(pool), generator=generator) < len(pool) // 2)
+        inside = torch.stack(halves)
+        reference = []
+        for k in range(num_reference):
+            torch.manual_seed(seed + k)
+            ref = copy.deepcopy(template)
+            for module in ref.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+            ref_data = copy.copy(datamodule)
+            ref_data.member_indices, ref_data.nonmember_indices = pool[inside[k]], pool[~inside[k]]
+            pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, max_epochs=reference_epochs,
+                       logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                       enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0).fit(ref, ref_data)
+            reference.append(statistics(ref, images, labels))
+        model.to(self.strategy.root_device)
+        scores = lira_scores(statistics(model, images, labels), torch.stack(reference), inside)
+        report = lira_report(scores, is_member)
+        stem = Path(output) if output else Path(ckpt_path).with_suffix("")
+        path = stem.parent / f"{stem.name}.lira.json"
+        path.write_text(json.dumps({"checkpoint": str(ckpt_path), "num_reference": num_reference,
+                                    "reference_epochs": reference_epochs, **report}, indent=2) + "\n")
+        rank_zero_info(f"LiRA with {num_reference} reference models: " + ", ".join(
+            f"{name} AUC {r['auc']:.4f}, TPR@1%FPR {r['tpr@1%fpr']:.4f}, TPR@0.1%FPR {r['tpr@0.1%fpr']:.4f}"
+            for name, r in report.items()) + f"; written to {path}")
+        return report

@@ -118,3 +118,40 @@ def test_audit_of_a_verifiable_model_reports_i_v(tmp_path):
     # a certified worst case is at least as bad as the attack: no more accurate than PGD
     assert report["I_V"]["test_acc"] <= report["I_A"]["test_acc"]
     assert "| I_V (crown_ibp) |" in r.stderr + r.stdout
+
+
+def test_lira_end_to_end(quickstart_run):
+    cwd, _ = quickstart_run
+    ckpt = cwd / "runs/quickstart/checkpoints/last.ckpt"
+    r = run_cli("lira", "--config", str(cwd / "runs/quickstart/config.yaml"), "--ckpt_path", str(ckpt),
+                "--num_reference", "4", "--reference_epochs", "6", cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((ckpt.parent / "last.lira.json").read_text())
+    assert report["online"]["auc"] > 0.5 and report["offline"]["auc"] > 0.5  # the target fits its members
+    assert 0 <= report["online"]["tpr@0.1%fpr"] <= report["online"]["tpr@1%fpr"] <= 1
+
+
+def test_capacity_sweep_locally_and_collect(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SLURM_")}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", PYTHONPATH=str(ROOT), PRIVROB_PYTHON=sys.executable,
+               RUN_ROOT=str(tmp_path / "runs"))
+    r = subprocess.run(["bash", str(ROOT / "sbatch/sweep.sh"), "--local", "--widths", "1,3",
+                        str(ROOT / "configs/quickstart.yaml"), "--", "--trainer.max_epochs", "2",
+                        "--trainer.enable_progress_bar", "false"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = sorted(p for p in (tmp_path / "runs").glob("sweep-*") if p.is_dir())
+    assert len(runs) == 2
+    for run in runs:
+        a = run_cli("audit", "--config", str(run / "config.yaml"), "--ckpt_path", str(run / "checkpoints/last.ckpt"),
+                    "--num_points", "100", cwd=tmp_path)
+        assert a.returncode == 0, a.stderr[-2000:]
+    c = subprocess.run([sys.executable, "-m", "privrob.collect", *map(str, runs), "--output",
+                        str(tmp_path / "capacity")], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert c.returncode == 0, c.stderr
+    rows = list(csv.DictReader(open(tmp_path / "capacity.csv")))
+    assert [r["width"] for r in rows] == ["1", "3"] and (tmp_path / "capacity.png").is_file()
+    assert all(0 <= float(r["I_B"]) <= 1 and float(r["train_acc"]) > 0.5 for r in rows)

@@ -65,3 +65,20 @@ def test_calibrated_threshold_never_beats_the_oracle_and_risk_ranks_members(trai
     risk_m, risk_n = risk_scores(m[:400], n[:400], m[400:]), risk_scores(m[:400], n[:400], n[400:])
     assert float(torch.cat([risk_m, risk_n]).min()) >= 0 and float(torch.cat([risk_m, risk_n]).max()) <= 1
     assert roc_auc(risk_m, risk_n) > 0.5 and report["risk"]["mean_members"] > report["risk"]["mean_nonmembers"]
+
+
+def test_lira_scores_follow_the_gaussians():
+    from privrob.privacy.lira import lira_report, lira_scores, logit_confidence
+
+    logits = torch.tensor([[40.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    phi = logit_confidence(logits, torch.tensor([0, 1]))
+    assert phi[0] == pytest.approx(40.0 - torch.log(torch.tensor(2.0)).item())  # no saturation at p = 1
+    g = torch.Generator().manual_seed(0)
+    inside = torch.rand(16, 200, generator=g) < 0.5
+    reference = torch.randn(16, 200, generator=g) + 2.0 * inside  # in-models see φ 2 higher
+    is_member = torch.arange(200) < 100
+    target = torch.randn(200, generator=g) + 2.0 * is_member
+    report = lira_report(lira_scores(target, reference, inside), is_member)
+    assert report["online"]["auc"] > 0.8 and report["offline"]["auc"] > 0.8
+    with pytest.raises(ValueError, match="at least one reference model"):
+        lira_scores(target, reference, torch.ones_like(inside))

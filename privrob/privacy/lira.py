@@ -1,0 +1,70 @@
+"""The likelihood-ratio attack, LiRA (Carlini, Chien, Nasr, Song, Terzis, Tramèr, IEEE S&P 2022, arXiv:2112.03570).
+
+K reference models are trained by the same method on random halves of a data pool, so each example is "in" for
+about half of them. An example's statistic is the logit-scaled true-label confidence φ = z_y − logsumexp_{j≠y} z_j.
+Online LiRA scores the target's φ by the log-likelihood ratio of Gaussians fitted to the in- and out-models' φ;
+offline LiRA by the one-sided tail of the out-Gaussian alone. With few reference models the variance is pooled
+over examples (Carlini et al.'s "fixed variance").
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from privrob.privacy.functional import roc_auc, tpr_at_fpr
+
+
+def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """φ = z_y − logsumexp_{j≠y} z_j = log(p_y / (1 − p_y)), computed without saturating p_y."""
+    logits = logits.double()
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(torch.nn.functional.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
+    return true - torch.logsumexp(others, dim=1)
+
+
+@torch.no_grad()
+def statistics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """φ of every example under ``model`` (eval mode; the mode is restored)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [logit_confidence(model(images[i:i + batch_size].to(device)).cpu(), labels[i:i + batch_size])
+           for i in range(0, len(labels), batch_size)]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def lira_scores(target: torch.Tensor, reference: torch.Tensor, inside: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Online and offline LiRA scores (higher: more likely a member).
+
+    Args:
+        target: (n,) φ of the target model.
+        reference: (K, n) φ of the reference models.
+        inside: (K, n) bool, whether the example was in the reference model's training half.
+    """
+    if not inside.any(0).all() or not (~inside).any(0).all():
+        raise ValueError("every example needs at least one reference model with it and one without it; "
+                         "train more reference models")
+    def fit(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = mask.double()
+        mean = (reference * w).sum(0) / w.sum(0)
+        var = ((reference - mean) ** 2 * w).sum() / w.sum().clamp(min=1)  # pooled over examples
+        return mean, var.clamp(min=1e-12).sqrt()
+
+    mu_in, sd_in = fit(inside)
+    mu_out, sd_out = fit(~inside)
+    normal = torch.distributions.Normal
+    online = normal(mu_in, sd_in).log_prob(target) - normal(mu_out, sd_out).log_prob(target)
+    offline = normal(mu_out, sd_out).cdf(target)
+    return {"online": online, "offline": offline}
+
+
+def lira_report(scores: dict[str, torch.Tensor], is_member: torch.Tensor) -> dict[str, dict[str, float]]:
+    """AUC and TPR at 0.1% and 1% FPR of each LiRA variant on the target's members vs non-members."""
+    out = {}
+    for name, s in scores.items():
+        m, n = s[is_member], s[~is_member]
+        out[name] = {"auc": roc_auc(m, n), "tpr@0.1%fpr": tpr_at_fpr(m, n, 0.001),
+                     "tpr@1%fpr": tpr_at_fpr(m, n, 0.01)}
+    return out
