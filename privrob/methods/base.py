@@ -104,6 +104,10 @@ class RobustTraining(pl.LightningModule):
         raise NotImplementedError
 
     # -- shared pieces --------------------------------------------------------------------------------------
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch of the running fit (1 outside a Trainer), for schedules given in epochs."""
+        return max(1, int(self.trainer.num_training_batches)) if self._trainer is not None else 1
+
     def cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the configured reduction."""
         return F.cross_entropy(logits, y, reduction=self.hparams.loss_reduction)

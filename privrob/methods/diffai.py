@@ -41,7 +41,7 @@ class DiffAITraining(RobustTraining):
 
     def current_eps(self) -> float:
         hp = self.hparams
-        n = self.trainer.num_training_batches if self._trainer is not None else 1
+        n = self.steps_per_epoch()
         t = min(max(n, self.global_step - hp.warmup_epochs * n), hp.ramp_epochs * n) / (hp.ramp_epochs * n)
         return hp.eps * t
 

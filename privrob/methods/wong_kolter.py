@@ -44,8 +44,7 @@ class WongKolterTraining(RobustTraining):
 
     def current_eps(self) -> float:
         hp = self.hparams
-        steps = hp.ramp_epochs * self.trainer.num_training_batches if self._trainer is not None else 0
-        return linear_ramp(self.global_step, 0, int(steps), hp.eps_start, hp.eps)
+        return linear_ramp(self.global_step, 0, hp.ramp_epochs * self.steps_per_epoch(), hp.eps_start, hp.eps)
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hparams
