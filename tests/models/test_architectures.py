@@ -62,3 +62,19 @@ def test_per_image_standardization_makes_scales_equivalent():
     m = CifarResNet(width=1).eval()
     x = torch.rand(2, 3, 32, 32)
     assert torch.allclose(m(x), m(x * 255), atol=1e-4)
+
+
+def test_study_initialisation():
+    """Convolutions N(0, 2/(k·k·c_out)), linear layers uniform with variance 1/fan_in, zero biases (§1.7 A)."""
+    torch.manual_seed(0)
+    net = YaleCNN(width=2)
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for conv in convs[2:]:      # enough weights for a tight estimate
+        k = conv.kernel_size[0]
+        assert conv.weight.std().item() == pytest.approx((2 / (k * k * conv.out_channels)) ** 0.5, rel=0.05)
+    for linear in linears:
+        bound = (3 / linear.in_features) ** 0.5
+        assert linear.weight.abs().max().item() <= bound
+        assert linear.weight.var().item() == pytest.approx(1 / linear.in_features, rel=0.05)
+    assert all(m.bias.abs().max().item() == 0 for m in convs + linears)
