@@ -8,10 +8,10 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_print_config(config):
     r = run_cli("fit", "--config", str(config), "--print_config")
     assert r.returncode == 0, r.stderr[-2000:]

@@ -1,13 +1,14 @@
-"""Every shipped Yale and Fashion-MNIST config trains one batch on the real data (``fast_dev_run``)."""
+"""Every shipped Yale and Fashion-MNIST config (the CPU-budgeted ones of configs/cpu too) trains one batch on the real
+data (``fast_dev_run``)."""
 
 import pytest
 
 from tests.conftest import ROOT, SHARED_DATA, run_cli
 
-REAL = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name.split("_")[0] in ("yale", "fmnist"))
+REAL = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.name.split("_")[0] in ("yale", "fmnist"))
 
 
-@pytest.mark.parametrize("config", REAL, ids=lambda p: p.stem)
+@pytest.mark.parametrize("config", REAL, ids=lambda p: str(p.relative_to(ROOT / "configs").with_suffix("")))
 def test_one_batch_fit_on_real_data(config, tmp_path):
     folder = "CroppedYale" if config.name.startswith("yale") else "FashionMNIST"
     if not (SHARED_DATA / folder).exists():
