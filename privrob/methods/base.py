@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from privrob.methods.schedules import linear_ramp
 from privrob.privacy.evaluation import score_examples, seeded_subset, shard
 from privrob.privacy.strategies import Adversarial, Strategy, Verified, bound_methods_of
 
@@ -107,6 +108,11 @@ class RobustTraining(pl.LightningModule):
     def steps_per_epoch(self) -> int:
         """Optimizer steps per epoch of the running fit (1 outside a Trainer), for schedules given in epochs."""
         return max(1, int(self.trainer.num_training_batches)) if self._trainer is not None else 1
+
+    def ramped_eps(self) -> float:
+        """The training ε at the current optimizer step: 0 growing linearly to ``eps`` over ``eps_ramp_steps``
+        (the study's Yale PGD ramp; 0 steps: ``eps`` from the start)."""
+        return linear_ramp(self.global_step, 0, self.hparams.eps_ramp_steps, 0.0, self.hparams.eps)
 
     def cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the configured reduction."""

@@ -8,7 +8,6 @@ import torch
 
 from privrob.attacks import check_attack_args, pgd
 from privrob.methods.base import RobustTraining
-from privrob.methods.schedules import linear_ramp
 
 
 class PGDTraining(RobustTraining):
@@ -39,7 +38,7 @@ class PGDTraining(RobustTraining):
 
     def current_eps(self) -> float:
         """ε at the current optimizer step (after the ramp: ``eps``)."""
-        return linear_ramp(self.global_step, 0, self.hparams.eps_ramp_steps, 0.0, self.hparams.eps)
+        return self.ramped_eps()
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hparams

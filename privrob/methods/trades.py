@@ -24,20 +24,26 @@ class TRADESTraining(RobustTraining):
         step_size: absolute step (0.0078, 0.02, 0.007); or
         rel_step_size: the step as a multiple of ε.
         beta: weight of the robustness term (the study: 1.0).
+        eps_ramp_steps: ε grows linearly from 0 over this many optimizer steps (the study: none; privrob's short CPU
+            runs need one to leave chance level).
         **kwargs: see :class:`~privrob.methods.base.RobustTraining`.
     """
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.0314, steps: int = 10,
                  step_size: Optional[float] = 0.0078, rel_step_size: Optional[float] = None, beta: float = 1.0,
-                 **kwargs) -> None:
+                 eps_ramp_steps: int = 0, **kwargs) -> None:
         super().__init__(backbone, **kwargs)
         check_attack_args(eps, steps, step_size, rel_step_size, "linf")
         if beta < 0:
             raise ValueError(f"`beta` must be non-negative, got {beta}")
+        if eps_ramp_steps < 0:
+            raise ValueError(f"`eps_ramp_steps` must be non-negative, got {eps_ramp_steps}")
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hparams
-        x_adv = pgd(self.backbone, x, y, eps=hp.eps, steps=hp.steps, step_size=hp.step_size,
+        eps = self.ramped_eps()
+        self.log("train/eps", eps)
+        x_adv = pgd(self.backbone, x, y, eps=eps, steps=hp.steps, step_size=hp.step_size,
                     rel_step_size=hp.rel_step_size, loss="kl", start=x + 0.001 * torch.randn_like(x))
         logits = self(x)
         robust = F.kl_div(F.log_softmax(self(x_adv), dim=1), F.softmax(logits, dim=1), reduction="sum") / len(x)

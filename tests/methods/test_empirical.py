@@ -112,3 +112,17 @@ def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match) as e:
         cls(DigitsCNN(width=1), **kwargs)
     assert "\n" not in str(e.value)
+
+
+def test_trades_eps_ramp_starts_from_the_clean_loss():
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    ramped = TRADESTraining(DigitsCNN(width=1), eps=0.1, steps=3, step_size=0.02, eps_ramp_steps=100)
+    full = TRADESTraining(DigitsCNN(width=1), eps=0.1, steps=3, step_size=0.02)
+    full.load_state_dict(ramped.state_dict())
+    assert ramped.ramped_eps() == 0.0 and full.ramped_eps() == 0.1
+    clean = ramped.cross_entropy(ramped(x), y)
+    assert float(ramped.training_loss(x, y)[0]) == pytest.approx(float(clean), abs=1e-6)  # KL(p(x) ‖ p(x)) = 0
+    assert float(full.training_loss(x, y)[0]) > float(clean) + 1e-4
+    with pytest.raises(ValueError, match="eps_ramp_steps"):
+        TRADESTraining(DigitsCNN(width=1), eps_ramp_steps=-1)
