@@ -16,7 +16,8 @@ class TRADESTraining(RobustTraining):
 
     The inner maximisation starts from x + 0.001·N(0, 1) and takes signed steps on the summed KL, projected to the
     ε-ball and [0, 1], with the model in eval mode (the authors' ``trades.py``). The outer loss has gradients
-    through both terms; its KL is ``kl_div(log_softmax(f(x′)), softmax(f(x)), reduction="sum") / batch``.
+    through both terms; its KL is the authors' ``kl_div(log_softmax(f(x′)), softmax(f(x)), reduction="sum") / batch``,
+    computed from log-probabilities (``log_target``) so that a saturated softmax cannot give NaN gradients.
 
     Args:
         eps: l_inf budget (the study: Yale 0.0314, Fashion-MNIST 0.1, CIFAR10 0.0314).
@@ -46,6 +47,9 @@ class TRADESTraining(RobustTraining):
         x_adv = pgd(self.backbone, x, y, eps=eps, steps=hp.steps, step_size=hp.step_size,
                     rel_step_size=hp.rel_step_size, loss="kl", start=x + 0.001 * torch.randn_like(x))
         logits = self(x)
-        robust = F.kl_div(F.log_softmax(self(x_adv), dim=1), F.softmax(logits, dim=1), reduction="sum") / len(x)
+        # log_target: the same KL as the authors' kl_div(log p(x'), p(x)), but its gradient through p(x) stays finite
+        # where float32's softmax underflows to 0 (d(p log p)/dp = log p + 1 is -inf there: NaN weights after it)
+        robust = F.kl_div(F.log_softmax(self(x_adv), dim=1), F.log_softmax(logits, dim=1), reduction="sum",
+                          log_target=True) / len(x)
         self.log("train/kl", robust)
         return self.cross_entropy(logits, y) + hp.beta * robust, logits

@@ -126,3 +126,17 @@ def test_trades_eps_ramp_starts_from_the_clean_loss():
     assert float(full.training_loss(x, y)[0]) > float(clean) + 1e-4
     with pytest.raises(ValueError, match="eps_ramp_steps"):
         TRADESTraining(DigitsCNN(width=1), eps_ramp_steps=-1)
+
+
+def test_trades_loss_has_finite_gradients_at_saturated_softmax():
+    """Margins beyond float32's softmax range (p = 0 exactly) must not turn the KL term's gradient into NaN."""
+    torch.manual_seed(0)
+    m = TRADESTraining(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), eps=0.1, steps=2,
+                       step_size=0.05)
+    with torch.no_grad():
+        m.backbone[1].weight.mul_(2000.0)
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    assert (F.softmax(m(x), dim=1) == 0).any()  # the regime that broke a Yale run
+    loss, _ = m.training_loss(x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in m.parameters())
