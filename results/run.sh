@@ -17,7 +17,10 @@ for name in "$@"; do
     run=runs/cpu/$name out=results/cpu/$name
     mkdir -p "$run" "$out"
     audit_args=()
-    case $name in fmnist_*) audit_args=(--num_points 2000);; esac
+    case $name in
+        fmnist_*) audit_args=(--num_points 2000);;
+        *_ibp) audit_args=(--bound_methods "[ibp]");;   # the study certified its IBP models by IBP
+    esac
     fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml")
     audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$run/checkpoints/last.ckpt"
            --output "$out/audit" "${audit_args[@]}")
