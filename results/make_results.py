@@ -1,0 +1,229 @@
+"""Write RESULTS.md from the results files, so that no number in it is typed by hand (issue 9).
+
+    python results/make_results.py            # rewrites RESULTS.md and results/{yale,fmnist}_privacy_curves.png
+    python results/make_results.py --check    # exit 1 if RESULTS.md differs from what the files give
+
+Inputs: ``results/cpu/<run>/{audit.json, run.json, privacy_curve.csv}`` (written by ``results/run.sh``), the study's
+published values ``results/published.csv`` (checked against the study's own outputs and reference table by
+``tests/test_results.py``), the benchmark outputs ``results/benchmarks/<name>.txt`` (``benchmarks/run_all.sh``) and
+the hand-written reading ``results/reading.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+DATASETS = {"yale": "Yale Face (Extended Yale B, cropped)", "fmnist": "Fashion-MNIST"}
+METHODS = {"natural": "natural", "pgd": "PGD (Madry)", "wrm": "WRM (Sinha)", "trades": "TRADES (Zhang)",
+           "dual": "dual (Wong & Kolter)", "diffai": "DiffAI (Mirman)", "ibp": "IBP (Gowal)"}
+COLUMNS = ("train_acc", "test_acc", "adv_train_acc", "adv_test_acc", "I_B", "I_A", "I_V",
+           "auc_I_B", "auc_I_A", "tpr1_I_B", "tpr1_I_A")
+HEADER = ("| method | source | train acc | test acc | adv train acc | adv test acc | I_B | I_A | I_V "
+          "| AUC I_B | AUC I_A | TPR@1%FPR I_B | TPR@1%FPR I_A | fit + audit time |")
+# benchmark file -> (command, [(printed key, target)])
+BENCHMARKS = {
+    "callback_overhead": ("python benchmarks/callback_overhead.py", [("efficiency", "≤ 1.2"), ("ratio", "≤ 0.10")]),
+    "attack_cost": ("python benchmarks/attack_cost.py", [("ratio", "≤ 1.10")]),
+    "bounds_cost": ("python benchmarks/bounds_cost.py", [("ibp_ratio", "≤ 2.5"), ("dual_ratio", "≤ 1.0")]),
+    "loop_overhead": ("python benchmarks/loop_overhead.py", [("ratio", "≤ 1.05")]),
+}
+
+
+def fmt(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def runs(dataset: str) -> list[str]:
+    """Finished runs of ``dataset``, in the order of METHODS."""
+    done = {p.name for p in (RESULTS / "cpu").glob(f"{dataset}_*") if (p / "audit.json").exists()}
+    return [f"{dataset}_{m}" for m in METHODS if f"{dataset}_{m}" in done]
+
+
+def measured(run: str) -> dict:
+    """A run's table values from its audit: accuracies under I_B (clean) and I_A (adversarial), inference accuracies."""
+    strategies = json.loads((RESULTS / "cpu" / run / "audit.json").read_text())["strategies"]
+    b, a, v = strategies["I_B"], strategies["I_A"], strategies.get("I_V")
+    return {"train_acc": b["train_acc"], "test_acc": b["test_acc"], "adv_train_acc": a["train_acc"],
+            "adv_test_acc": a["test_acc"], "I_B": b["accuracy"], "I_A": a["accuracy"],
+            "I_V": v["accuracy"] if v else None, "auc_I_B": b["auc"], "auc_I_A": a["auc"],
+            "tpr1_I_B": b["tpr@1%fpr"], "tpr1_I_A": a["tpr@1%fpr"]}
+
+
+def published() -> dict[tuple[str, str], dict]:
+    with open(RESULTS / "published.csv") as f:
+        return {(r["dataset"], r["method"]): {k: float(v) for k, v in r.items() if k not in ("dataset", "method")}
+                for r in csv.DictReader(f)}
+
+
+def run_info(run: str) -> dict:
+    return json.loads((RESULTS / "cpu" / run / "run.json").read_text())
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def table(dataset: str) -> list[str]:
+    pub = published()
+    lines = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"]
+    for run in runs(dataset):
+        method = run.split("_", 1)[1]
+        p = pub.get((dataset, method), {})
+        cells = [fmt(p.get(c)) for c in COLUMNS]
+        lines.append(f"| {METHODS[method]} | published | " + " | ".join(cells) + " | |")
+        m, info = measured(run), run_info(run)
+        source = f"privrob `configs/cpu/{run}.yaml` `results/cpu/{run}/audit.json`"
+        time = f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}"
+        lines.append(f"| {METHODS[method]} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS) + f" | {time} |")
+    return lines
+
+
+def gaps(dataset: str) -> list[str]:
+    """Robust minus natural I_A (and I_B), privrob's beside the study's, and each robust model's adversarial
+    generalisation gap (what I_A feeds on, the study's Section 4 explanation)."""
+    done = runs(dataset)
+    if f"{dataset}_natural" not in done or len(done) < 2:
+        return []
+    pub, nat = published(), measured(f"{dataset}_natural")
+    lines = ["| method | I_A − natural I_A, published | I_A − natural I_A, privrob "
+             "| I_B − natural I_B, published | I_B − natural I_B, privrob "
+             "| adv train − adv test acc, published | adv train − adv test acc, privrob |", "|---|---|---|---|---|---|---|"]
+    for run in done[1:]:
+        method = run.split("_", 1)[1]
+        m, p, pn = measured(run), pub[(dataset, method)], pub[(dataset, "natural")]
+        cells = [p["I_A"] - pn["I_A"], m["I_A"] - nat["I_A"], p["I_B"] - pn["I_B"], m["I_B"] - nat["I_B"],
+                 p["adv_train_acc"] - p["adv_test_acc"], m["adv_train_acc"] - m["adv_test_acc"]]
+        lines.append(f"| {METHODS[method]} | " + " | ".join(f"{c:+.4f}" for c in cells) + " |")
+    return lines
+
+
+def curves(dataset: str) -> list[dict]:
+    rows = []
+    for run in runs(dataset):
+        with open(RESULTS / "cpu" / run / "privacy_curve.csv") as f:
+            rows += [{**r, "run": run} for r in csv.DictReader(f)]
+    return rows
+
+
+def plot_path(dataset: str) -> Path:
+    return RESULTS / f"{dataset}_privacy_curves.png"
+
+
+def plot(dataset: str) -> None:
+    """I_A (left) and I_B (right) inference accuracy over epochs, one line per method, from the privacy curves."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = curves(dataset)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, strategy in zip(axes, ("I_A", "I_B")):
+        for run in runs(dataset):
+            pts = [(int(r["epoch"]) + 1, float(r["accuracy"])) for r in rows if r["run"] == run and r["strategy"] == strategy]
+            ax.plot(*zip(*pts), marker="o", label=METHODS[run.split("_", 1)[1]])
+        ax.set(title=f"{strategy} on {DATASETS[dataset]}", xlabel="epochs trained", ylabel="inference accuracy")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(plot_path(dataset), dpi=110)
+    plt.close(fig)
+
+
+def benchmark_values(name: str) -> dict[str, float]:
+    """The ``key number`` lines a benchmark script printed."""
+    text = (RESULTS / "benchmarks" / f"{name}.txt").read_text()
+    return {k: float(v) for k, v in re.findall(r"^(\w+) (-?[0-9.]+)$", text, flags=re.M)}
+
+
+def benchmark_table() -> list[str]:
+    lines = ["| benchmark | command | printed | value | target | met | output | conditions |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, (command, keys) in BENCHMARKS.items():
+        if not (RESULTS / "benchmarks" / f"{name}.txt").exists():
+            continue
+        values = benchmark_values(name)
+        conditions = (RESULTS / "benchmarks" / f"{name}.txt").read_text().splitlines()[0].lstrip("# ")
+        for key, target in keys:
+            met = "yes" if values[key] <= float(target.lstrip("≤ ")) else "no"
+            lines.append(f"| {name} | `{command}` | `{key}` | {values[key]:.3f} | {target} | {met} "
+                         f"| `results/benchmarks/{name}.txt` | {conditions} |")
+    return lines
+
+
+def budget(dataset: str) -> list[str]:
+    """What each budgeted config keeps of the study's (configs/<run>.yaml), read from both configs and the audit."""
+    import yaml
+
+    lines = ["| run | trained | the study's | width (study's) | members trained | Adam lr (study's) "
+             "| audited members + non-members |", "|---|---|---|---|---|---|---|"]
+    for run in runs(dataset):
+        cpu, study = (yaml.safe_load((ROOT / "configs" / sub / f"{run}.yaml").read_text()) for sub in ("cpu", "."))
+        steps = study["trainer"].get("max_steps", -1)
+        full = f"{steps:,} steps" if steps and steps > 0 else f"{study['trainer']['max_epochs']} epochs"
+        width = [c["model"]["init_args"]["backbone"]["init_args"]["width"] for c in (cpu, study)]
+        lr = [c["model"]["init_args"]["lr"] for c in (cpu, study)]
+        audit = json.loads((RESULTS / "cpu" / run / "audit.json").read_text())["strategies"]["I_B"]
+        members = cpu["data"]["init_args"].get("num_members") or f"all {int(audit['members'])}"
+        lines.append(f"| {run} | {cpu['trainer']['max_epochs']} epochs | {full} | {width[0]} ({width[1]}) "
+                     f"| {members} | {lr[0]:g} ({lr[1]:g}) | {int(audit['members'])} + {int(audit['nonmembers'])} |")
+    return lines
+
+
+def commands(dataset: str) -> list[str]:
+    out = []
+    for run in runs(dataset):
+        info = run_info(run)
+        out += [f"- `{run}` ({info['machine']}, finished {info['finished']}):",
+                f"  `{info['fit_command']}`, then `{info['audit_command']}`"]
+    return out
+
+
+def render() -> str:
+    parts = [(RESULTS / "header.md").read_text().rstrip(), ""]
+    for dataset, title in DATASETS.items():
+        if not runs(dataset):
+            continue
+        parts += [f"## {title}", "", *table(dataset), "", "Budget (each config's header says what was cut and why):",
+                  "", *budget(dataset), ""]
+        gap = gaps(dataset)
+        if gap:
+            parts += ["Robust minus natural (the privacy cost of robustness):", "", *gap, ""]
+        parts += [f"![privacy curves]({plot_path(dataset).relative_to(ROOT)})", "",
+                  "The curves are the membership-inference callback's, on the seeded subsets of each config's "
+                  "`num_points` (so they are noisier than the table, whose numbers come from the final audit).", "",
+                  "Commands (each with W&B offline, one CPU thread; `bash results/run.sh <run>` runs both):", "",
+                  *commands(dataset), ""]
+    parts += ["## Performance", "", "Each script prints its ratios last; every ratio is measured within one run of "
+              "the script (absolute times are this 2-core machine's only).", "", *benchmark_table(), "",
+              (RESULTS / "reading.md").read_text().rstrip(), ""]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if RESULTS.md is not what the files give")
+    args = parser.parse_args(argv)
+    text, path = render(), ROOT / "RESULTS.md"
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print("RESULTS.md is out of date: run python results/make_results.py", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text)
+    for dataset in DATASETS:
+        if runs(dataset):
+            plot(dataset)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

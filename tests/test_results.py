@@ -1,0 +1,146 @@
+"""RESULTS.md holds only numbers read from the results files (issue 9): every measured row names a config and a results
+file that exist, and each of its numbers equals the one in those files; published rows equal the study's."""
+
+import csv
+import json
+import re
+
+import pytest
+
+from tests.conftest import ROOT, SHARED_DATA
+
+RESULTS_MD = ROOT / "RESULTS.md"
+# RESULTS.md column -> (strategy in audit.json, key)
+FROM_AUDIT = {
+    "train acc": ("I_B", "train_acc"), "test acc": ("I_B", "test_acc"), "adv train acc": ("I_A", "train_acc"),
+    "adv test acc": ("I_A", "test_acc"), "I_B": ("I_B", "accuracy"), "I_A": ("I_A", "accuracy"),
+    "I_V": ("I_V", "accuracy"), "AUC I_B": ("I_B", "auc"), "AUC I_A": ("I_A", "auc"),
+    "TPR@1%FPR I_B": ("I_B", "tpr@1%fpr"), "TPR@1%FPR I_A": ("I_A", "tpr@1%fpr"),
+}
+PUBLISHED_KEYS = {"train acc": "train_acc", "test acc": "test_acc", "adv train acc": "adv_train_acc",
+                  "adv test acc": "adv_test_acc", "I_B": "I_B", "I_A": "I_A"}
+METHOD_KEYS = {"natural": "natural", "PGD (Madry)": "pgd", "WRM (Sinha)": "wrm", "TRADES (Zhang)": "trades",
+               "dual (Wong & Kolter)": "dual", "DiffAI (Mirman)": "diffai", "IBP (Gowal)": "ibp"}
+
+
+def result_tables() -> list[tuple[str, list[dict]]]:
+    """(section title, rows as {column: cell}) for every table whose header has a `source` column."""
+    text = RESULTS_MD.read_text()
+    tables, section = [], None
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("## "):
+            section = line[3:]
+        if line.startswith("| method | source |"):
+            header = [c.strip() for c in line.strip("|").split("|")]
+            rows = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                rows.append(dict(zip(header, (c.strip() for c in row.strip("|").split("|")))))
+            tables.append((section, rows))
+    return tables
+
+
+def dataset_of(section: str) -> str:
+    return "yale" if section.startswith("Yale") else "fmnist"
+
+
+def published() -> dict:
+    with open(ROOT / "results" / "published.csv") as f:
+        return {(r["dataset"], r["method"]): r for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def tables():
+    if not RESULTS_MD.exists():
+        pytest.fail("RESULTS.md is missing: run python results/make_results.py")
+    found = result_tables()
+    assert found, "RESULTS.md has no result table"
+    return found
+
+
+def test_results_md_is_what_the_files_give():
+    from results.make_results import main
+
+    assert main(["--check"]) == 0, "RESULTS.md is out of date: run python results/make_results.py"
+
+
+def test_both_datasets_have_natural_and_pgd(tables):
+    measured = {(dataset_of(s), METHOD_KEYS[r["method"]]) for s, rows in tables for r in rows
+                if r["source"] != "published"}
+    for dataset in ("yale", "fmnist"):
+        assert {(dataset, "natural"), (dataset, "pgd")} <= measured
+
+
+def test_measured_rows_equal_their_results_files(tables):
+    checked = 0
+    for section, rows in tables:
+        for row in rows:
+            if row["source"] == "published":
+                continue
+            config, audit = re.fullmatch(r"privrob `(configs/cpu/\S+\.yaml)` `(results/cpu/\S+/audit\.json)`",
+                                         row["source"]).groups()
+            assert (ROOT / config).is_file(), f"{config} named in RESULTS.md does not exist"
+            assert (ROOT / audit).is_file(), f"{audit} named in RESULTS.md does not exist"
+            run = (ROOT / audit).parent
+            assert run.name == (ROOT / config).stem and run.name.startswith(dataset_of(section))
+            assert (run / "privacy_curve.csv").is_file() and (run / "run.json").is_file()
+            strategies = json.loads((ROOT / audit).read_text())["strategies"]
+            for column, (strategy, key) in FROM_AUDIT.items():
+                if strategy not in strategies:
+                    assert row[column] == "–", (audit, column)
+                    continue
+                assert float(row[column]) == pytest.approx(strategies[strategy][key], abs=5e-5), (audit, column)
+            info = json.loads((run / "run.json").read_text())
+            fit, aud = re.fullmatch(r"([0-9.]+) min \+ ([0-9.]+) min", row["fit + audit time"]).groups()
+            assert float(fit) == pytest.approx(info["fit_seconds"] / 60, abs=0.05)
+            assert float(aud) == pytest.approx(info["audit_seconds"] / 60, abs=0.05)
+            assert config in info["fit_command"]
+            checked += 1
+    assert checked >= 4
+
+
+def test_published_rows_equal_the_study(tables):
+    pub = published()
+    for section, rows in tables:
+        for row in rows:
+            if row["source"] != "published":
+                continue
+            values = pub[(dataset_of(section), METHOD_KEYS[row["method"]])]
+            for column, key in PUBLISHED_KEYS.items():
+                assert float(row[column]) == pytest.approx(float(values[key]), abs=5e-5), (section, row["method"])
+
+
+def test_every_finished_run_has_a_row(tables):
+    named = {re.search(r"configs/cpu/(\S+)\.yaml", r["source"]).group(1) for _, rows in tables for r in rows
+             if r["source"] != "published"}
+    assert named == {p.parent.name for p in (ROOT / "results" / "cpu").glob("*/audit.json")}
+
+
+def test_benchmark_rows_equal_the_printed_values():
+    lines = [l for l in RESULTS_MD.read_text().splitlines() if re.match(r"\| \w+ \| `python benchmarks/", l)]
+    names = set()
+    for line in lines:
+        name, _, key, value = [c.strip() for c in line.strip("|").split("|")][:4]
+        printed = (ROOT / "results" / "benchmarks" / f"{name}.txt").read_text()
+        match = re.search(rf"^{key.strip('`')} (-?[0-9.]+)$", printed, flags=re.M)
+        assert match and float(value) == pytest.approx(float(match.group(1)), abs=5e-4), (name, key)
+        names.add(name)
+    assert names == {"callback_overhead", "attack_cost", "bounds_cost", "loop_overhead"}
+
+
+def test_published_fashion_mnist_values_are_the_reference_table():
+    readme = SHARED_DATA / "reference" / "README.md"
+    if not readme.exists():
+        pytest.skip(f"reference table not available: {readme} is missing")
+    names = {"natural": "natural", "PGD": "pgd", "WRM": "wrm", "TRADES": "trades", "Wong & Kolter": "dual",
+             "DiffAI": "diffai", "IBP": "ibp"}
+    rows = [l for l in readme.read_text().splitlines() if l.startswith("| Fashion-MNIST |")]
+    pub = published()
+    assert len(rows) == 7
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        values = pub[("fmnist", names[cells[1]])]
+        keys = ("train_acc", "test_acc", "adv_train_acc", "adv_test_acc", "I_B", "I_A")
+        assert [float(c) for c in cells[2:]] == [float(values[k]) for k in keys]
