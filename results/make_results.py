@@ -16,6 +16,7 @@ import csv
 import json
 import re
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +48,15 @@ def runs(dataset: str) -> list[str]:
     return [f"{dataset}_{m}" for m in METHODS if f"{dataset}_{m}" in done]
 
 
+@lru_cache(maxsize=None)
+def audit(run: str) -> dict:
+    """A run's audit report per strategy (read once: the tables, budget and gaps all use it)."""
+    return json.loads((RESULTS / "cpu" / run / "audit.json").read_text())["strategies"]
+
+
 def measured(run: str) -> dict:
     """A run's table values from its audit: accuracies under I_B (clean) and I_A (adversarial), inference accuracies."""
-    strategies = json.loads((RESULTS / "cpu" / run / "audit.json").read_text())["strategies"]
+    strategies = audit(run)
     b, a, v = strategies["I_B"], strategies["I_A"], strategies.get("I_V")
     return {"train_acc": b["train_acc"], "test_acc": b["test_acc"], "adv_train_acc": a["train_acc"],
             "adv_test_acc": a["test_acc"], "I_B": b["accuracy"], "I_A": a["accuracy"],
@@ -170,10 +177,10 @@ def budget(dataset: str) -> list[str]:
         full = f"{steps:,} steps" if steps and steps > 0 else f"{study['trainer']['max_epochs']} epochs"
         width = [c["model"]["init_args"]["backbone"]["init_args"]["width"] for c in (cpu, study)]
         lr = [c["model"]["init_args"]["lr"] for c in (cpu, study)]
-        audit = json.loads((RESULTS / "cpu" / run / "audit.json").read_text())["strategies"]["I_B"]
-        members = cpu["data"]["init_args"].get("num_members") or f"all {int(audit['members'])}"
+        counts = audit(run)["I_B"]
+        members = cpu["data"]["init_args"].get("num_members") or f"all {int(counts['members'])}"
         lines.append(f"| {run} | {cpu['trainer']['max_epochs']} epochs | {full} | {width[0]} ({width[1]}) "
-                     f"| {members} | {lr[0]:g} ({lr[1]:g}) | {int(audit['members'])} + {int(audit['nonmembers'])} |")
+                     f"| {members} | {lr[0]:g} ({lr[1]:g}) | {int(counts['members'])} + {int(counts['nonmembers'])} |")
     return lines
 
 

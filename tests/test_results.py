@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from results.make_results import METHODS
 from tests.conftest import ROOT, SHARED_DATA
 
 RESULTS_MD = ROOT / "RESULTS.md"
@@ -19,8 +20,7 @@ FROM_AUDIT = {
 }
 PUBLISHED_KEYS = {"train acc": "train_acc", "test acc": "test_acc", "adv train acc": "adv_train_acc",
                   "adv test acc": "adv_test_acc", "I_B": "I_B", "I_A": "I_A"}
-METHOD_KEYS = {"natural": "natural", "PGD (Madry)": "pgd", "WRM (Sinha)": "wrm", "TRADES (Zhang)": "trades",
-               "dual (Wong & Kolter)": "dual", "DiffAI (Mirman)": "diffai", "IBP (Gowal)": "ibp"}
+METHOD_KEYS = {label: key for key, label in METHODS.items()}  # table label -> published.csv method
 
 
 def result_tables() -> list[tuple[str, list[dict]]]:
