@@ -15,7 +15,7 @@ for name in "$@"; do
 done
 for name in "$@"; do
     run=runs/cpu/$name out=results/cpu/$name
-    mkdir -p "$run" "$out"
+    mkdir -p "$run"
     audit_args=()
     case $name in
         fmnist_*) audit_args=(--num_points 2000);;
@@ -26,6 +26,7 @@ for name in "$@"; do
            --output "$out/audit" "${audit_args[@]}")
     export OMP_NUM_THREADS=$threads WANDB_MODE=offline
     t0=$(date +%s.%N); "${fit[@]}" > "$run/fit.log" 2>&1; t1=$(date +%s.%N)
+    mkdir -p "$out"   # only once the fit succeeded: a failed run leaves nothing in results/
     "${audit[@]}" > "$run/audit.log" 2>&1; t2=$(date +%s.%N)
     cp "$run/privacy_curve.csv" "$out/"
     "$PY" - "$out/run.json" "$t0" "$t1" "$t2" "$threads" "${fit[*]}" "${audit[*]}" <<'PYEOF'
@@ -37,6 +38,6 @@ json.dump({"fit_command": fit, "audit_command": audit,
            "machine": f"{platform.machine()} CPU, {threads} thread(s) per run",
            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
           open(path, "w"), indent=1)
+print(f"{path}: fit {t1 - t0:.0f} s, audit {t2 - t1:.0f} s")
 PYEOF
-    echo "$name: fit $(printf %.0f "$(echo "$t1 - $t0" | bc)") s, audit $(printf %.0f "$(echo "$t2 - $t1" | bc)") s"
 done
