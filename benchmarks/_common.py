@@ -1,14 +1,27 @@
-"""Helpers shared by the benchmark scripts: timing and the Yale data (real when ../shared/data is there)."""
+"""Helpers shared by the benchmark scripts: timing, the device option and the real Yale data (``$PRIVROB_DATA``,
+default ``../shared/data`` beside the checkout)."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("PRIVROB_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"), help="cpu (default) or cuda")
+
+
+def synchronize() -> None:
+    """Wait for queued CUDA work, so that wall times cover it (nothing to wait for on the CPU)."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -16,8 +29,10 @@ def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
     fn()
     times = []
     for _ in range(repeat):
+        synchronize()
         t = time.perf_counter()
         fn()
+        synchronize()
         times.append(time.perf_counter() - t)
     return min(times)
 

@@ -5,7 +5,7 @@ k × the time of one training-style forward+backward pass of the same model and 
 adds projection, a sign and a clone per step; the ratio says how much that costs. The last line is
 ``ratio <number>``, the larger of the two.
 
-Usage: python benchmarks/attack_cost.py [--steps K] [--fmnist-width W]
+Usage: python benchmarks/attack_cost.py [--steps K] [--fmnist-width W] [--device cuda]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import best_time, fwd_bwd_per_point  # noqa: E402
+from benchmarks._common import add_device_option, best_time, fwd_bwd_per_point  # noqa: E402
 from privrob.attacks import pgd  # noqa: E402
 from privrob.models import FashionMNISTCNN, YaleCNN  # noqa: E402
 
@@ -33,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--fmnist-width", type=int, default=16, help="the study's width is 16")
+    add_device_option(parser)
     args = parser.parse_args()
     torch.manual_seed(0)
     cases = {
@@ -43,6 +44,7 @@ def main() -> None:
     ratios = []
     for name, (model, x, classes, eps) in cases.items():
         y = torch.randint(0, classes, (len(x),))
+        model, x, y = model.to(args.device), x.to(args.device), y.to(args.device)
         r = attack_ratio(model, x, y, eps, args.steps)
         ratios.append(r)
         print(f"{name}: PGD-{args.steps} / ({args.steps} x fwd+bwd) = {r:.3f}")

@@ -6,11 +6,12 @@ and on the Yale network (the larger; target ≤ 2.5); (2) ``dual_ratio``: privro
 (target ≤ 1.0, i.e. faster than the reference). Also the mean margin bound of every method on one batch, since no
 ordering of tightness holds in general.
 
-Usage: python benchmarks/bounds_cost.py
+Usage: python benchmarks/bounds_cost.py [--device cuda]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import best_time  # noqa: E402
+from benchmarks._common import add_device_option, best_time  # noqa: E402
 from privrob.bounds import METHODS, margin_lower_bounds  # noqa: E402
 from privrob.models import DigitsCNN, FashionMNISTCNN, YaleCNN  # noqa: E402
 
@@ -43,6 +44,10 @@ def dual_ratio(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_device_option(parser)
+    device = parser.parse_args().device
+    torch.backends.cudnn.allow_tf32 = False  # full float32 on a GPU too, so the two dual bounds compare to 1e-4
     torch.manual_seed(0)
     ibp = {
         "fmnist width 1, batch 100": (FashionMNISTCNN(width=1).eval(), torch.rand(100, 1, 28, 28), 10),
@@ -50,7 +55,7 @@ def main() -> None:
     }
     ibp_ratios = []
     for name, (model, x, k) in ibp.items():
-        r = ibp_ratio(model, x, torch.randint(0, k, (len(x),)))
+        r = ibp_ratio(model.to(device), x.to(device), torch.randint(0, k, (len(x),), device=device))
         ibp_ratios.append(r)
         print(f"IBP / forward, {name}: {r:.2f}")
 
@@ -63,12 +68,12 @@ def main() -> None:
     }
     dual_ratios = []
     for name, (model, x, k, eps) in dual.items():
-        r = dual_ratio(model, x, torch.randint(0, k, (len(x),)), eps)
+        r = dual_ratio(model.to(device), x.to(device), torch.randint(0, k, (len(x),), device=device), eps)
         dual_ratios.append(r)
         print(f"dual / convex_adversarial, {name} (bounds equal to 1e-4): {r:.2f}")
 
     model, x, k, eps = dual["digits CNN width 2, batch 32"]
-    y = torch.randint(0, k, (len(x),))
+    x, y = x.to(device), torch.randint(0, k, (len(x),), device=device)
     with torch.no_grad():
         gaps = {m: float(margin_lower_bounds(model, x, y, eps, m).sum(1).mean() / (k - 1)) for m in METHODS}
     print("mean margin lower bound (digits CNN, eps 0.05): " + ", ".join(f"{m} {v:.4f}" for m, v in gaps.items()))

@@ -5,7 +5,8 @@ forward+backward per point (target ≤ 1.2); (2) ``ratio``: the callback's time 
 epoch, I_A every 10 epochs, up to 1,000 points per set), amortised per epoch, as a fraction of one PGD-training
 epoch of the study's Yale setting (10 steps, batch 20, 1,900 members) (target ≤ 0.10).
 
-Usage: python benchmarks/callback_overhead.py [--train-batches N]   (PGD epoch extrapolated from N batches)
+Usage: python benchmarks/callback_overhead.py [--train-batches N] [--device cuda]
+(the PGD epoch is extrapolated from N batches)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import fwd_bwd_per_point, yale_datamodule  # noqa: E402
+from benchmarks._common import add_device_option, fwd_bwd_per_point, synchronize, yale_datamodule  # noqa: E402
 from privrob.methods import PGDTraining  # noqa: E402
 from privrob.models import YaleCNN  # noqa: E402
 from privrob.privacy import Adversarial, Benign  # noqa: E402
@@ -29,38 +30,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-batches", type=int, default=20, help="PGD-training batches timed (of 95)")
     parser.add_argument("--eval-batch-size", type=int, default=None, help="default: the Yale data module's")
+    add_device_option(parser)
     args = parser.parse_args()
+    device = args.device
     torch.manual_seed(0)
     dm = yale_datamodule(**({"eval_batch_size": args.eval_batch_size} if args.eval_batch_size else {}))
-    model = YaleCNN().eval()
+    model = YaleCNN().eval().to(device)
     eps, steps = 0.0314, 20
 
     xs, ys = zip(*[dm.members()[i] for i in range(dm.eval_batch_size)])
-    per_point = fwd_bwd_per_point(model, torch.stack(xs), torch.stack(ys))
+    per_point = fwd_bwd_per_point(model, torch.stack(xs).to(device), torch.stack(ys).to(device))
 
     # (1) one I_A evaluation at the default size: 1,000 members, all 514 non-members
+    synchronize()
     t = time.perf_counter()
     r = evaluate_membership(model, dm, [Adversarial(eps=eps, steps=steps)], num_points=1000)
+    synchronize()
     t_ia = time.perf_counter() - t
     points = r["I_A"]["members"] + r["I_A"]["nonmembers"]
     efficiency = t_ia / (points * (steps + 1) * per_point)
 
     t = time.perf_counter()
     evaluate_membership(model, dm, [Benign()], num_points=1000)
+    synchronize()
     t_ib = time.perf_counter() - t
 
     # (2) a PGD-training epoch of the study's Yale setting, extrapolated from --train-batches batches
-    method = PGDTraining(YaleCNN(), eps=eps, steps=10, rel_step_size=0.2, lr=1e-4, loss_reduction="sum")
+    method = PGDTraining(YaleCNN(), eps=eps, steps=10, rel_step_size=0.2, lr=1e-4, loss_reduction="sum").to(device)
     opt = torch.optim.Adam(method.parameters(), lr=1e-4)
     loader = dm.train_dataloader()
     batches = iter(loader)
     method.train()
+    synchronize()
     t = time.perf_counter()
     for _ in range(args.train_batches):
-        x, y = next(batches)
+        x, y = (v.to(device, non_blocking=True) for v in next(batches))
         opt.zero_grad(set_to_none=True)
         method.training_loss(x, y)[0].backward()
         opt.step()
+    synchronize()
     t_epoch = (time.perf_counter() - t) / args.train_batches * len(loader)
 
     amortised = t_ib + t_ia / 10
