@@ -144,24 +144,25 @@ def plot(dataset: str) -> None:
     plt.close(fig)
 
 
-def benchmark_values(name: str) -> dict[str, float]:
+def benchmark_values(path: Path) -> dict[str, float]:
     """The ``key number`` lines a benchmark script printed."""
-    text = (RESULTS / "benchmarks" / f"{name}.txt").read_text()
-    return {k: float(v) for k, v in re.findall(r"^(\w+) (-?[0-9.]+)$", text, flags=re.M)}
+    return {k: float(v) for k, v in re.findall(r"^(\w+) (-?[0-9.]+)$", path.read_text(), flags=re.M)}
 
 
-def benchmark_table() -> list[str]:
+def benchmark_table(folder: Path, options: str = "") -> list[str]:
+    """One row per printed ratio of the outputs in ``folder`` (``benchmarks/run_all.sh``'s BENCH_DIR)."""
     lines = ["| benchmark | command | printed | value | target | met | output | conditions |",
              "|---|---|---|---|---|---|---|---|"]
     for name, (command, keys) in BENCHMARKS.items():
-        if not (RESULTS / "benchmarks" / f"{name}.txt").exists():
+        path = folder / f"{name}.txt"
+        if not path.exists():
             continue
-        values = benchmark_values(name)
-        conditions = (RESULTS / "benchmarks" / f"{name}.txt").read_text().splitlines()[0].lstrip("# ")
+        values = benchmark_values(path)
+        conditions = path.read_text().splitlines()[0].lstrip("# ")
         for key, target in keys:
             met = "yes" if values[key] <= float(target.lstrip("≤ ")) else "no"
-            lines.append(f"| {name} | `{command}` | `{key}` | {values[key]:.3f} | {target} | {met} "
-                         f"| `results/benchmarks/{name}.txt` | {conditions} |")
+            lines.append(f"| {name} | `{command}{options}` | `{key}` | {values[key]:.3f} | {target} | {met} "
+                         f"| `{path.relative_to(ROOT)}` | {conditions} |")
     return lines
 
 
@@ -209,7 +210,13 @@ def render() -> str:
                   "Commands (each with W&B offline, one CPU thread; `bash results/run.sh <run>` runs both):", "",
                   *commands(dataset), ""]
     parts += ["## Performance", "", "Each script prints its ratios last; every ratio is measured within one run of "
-              "the script (absolute times are this 2-core machine's only).", "", *benchmark_table(), "",
+              "the script (absolute times are this 2-core machine's only).", "",
+              *benchmark_table(RESULTS / "benchmarks"), ""]
+    if (RESULTS / "benchmarks" / "gpu").is_dir():
+        parts += ["The same scripts on a GPU (`bash benchmarks/gpu_check.sh`, which also runs the CUDA tests and one "
+                  "real epoch in float32 and in bf16 mixed precision: `results/gpu_check_h200.txt`):", "",
+                  *benchmark_table(RESULTS / "benchmarks" / "gpu", " --device cuda"), ""]
+    parts += [
               (RESULTS / "reading.md").read_text().rstrip(), ""]
     return "\n".join(parts)
 

@@ -120,14 +120,17 @@ def test_every_finished_run_has_a_row(tables):
 
 def test_benchmark_rows_equal_the_printed_values():
     lines = [l for l in RESULTS_MD.read_text().splitlines() if re.match(r"\| \w+ \| `python benchmarks/", l)]
-    names = set()
+    names = {}
     for line in lines:
-        name, _, key, value = [c.strip() for c in line.strip("|").split("|")][:4]
-        printed = (ROOT / "results" / "benchmarks" / f"{name}.txt").read_text()
-        match = re.search(rf"^{key.strip('`')} (-?[0-9.]+)$", printed, flags=re.M)
-        assert match and float(value) == pytest.approx(float(match.group(1)), abs=5e-4), (name, key)
-        names.add(name)
-    assert names == {"callback_overhead", "attack_cost", "bounds_cost", "loop_overhead"}
+        name, _, key, value, _, _, output = [c.strip() for c in line.strip("|").split("|")][:7]
+        path = ROOT / output.strip("`")
+        assert path.parent.relative_to(ROOT).as_posix() in ("results/benchmarks", "results/benchmarks/gpu"), output
+        match = re.search(rf"^{key.strip('`')} (-?[0-9.]+)$", path.read_text(), flags=re.M)
+        assert match and float(value) == pytest.approx(float(match.group(1)), abs=5e-4), (output, key)
+        names.setdefault(path.parent.name, set()).add(name)
+    every = {"callback_overhead", "attack_cost", "bounds_cost", "loop_overhead"}
+    assert names == {folder.name: every for folder in (ROOT / "results" / "benchmarks").glob("**/")
+                     if list(folder.glob("*.txt"))}
 
 
 def test_published_fashion_mnist_values_are_the_reference_table():
