@@ -43,13 +43,11 @@ def test_every_method_trains_on_cuda_in_bf16_mixed(name):
     assert any(not torch.equal(a.cpu(), b) for a, b in zip(after, before)), "no parameter moved"
 
 
-@pytest.fixture(scope="module")
-def trained():
-    pl.seed_everything(0, verbose=False)
-    dm = DigitsDataModule(batch_size=32, seed=0)
-    model = NaturalTraining(DigitsCNN(width=2), lr=3e-3)
-    quiet_trainer(max_epochs=15).fit(model, dm)
-    return model.eval(), dm
+@pytest.fixture
+def trained(trained_digits):
+    """conftest's natural Digits model (shared by the session), handed back on the CPU whatever the test did."""
+    yield trained_digits
+    trained_digits[0].cpu()
 
 
 @pytest.mark.parametrize("method", ["ibp", "box", "crown_ibp", "dual", "zonotope"])
@@ -66,7 +64,6 @@ def test_bounds_on_cuda_equal_cpu_and_contain_samples(method, trained):
             logits = model(xp)
             margins = logits.gather(1, y.to(CUDA)[:, None]) - logits
             assert bool((margins >= gpu - 1e-4).all())
-    model.cpu()
 
 
 def test_pgd_and_membership_scores_on_cuda_equal_cpu(trained, monkeypatch):
@@ -79,7 +76,6 @@ def test_pgd_and_membership_scores_on_cuda_equal_cpu(trained, monkeypatch):
         for strategy in (Benign(), Adversarial(eps=EPS, steps=20, random_start=False)):
             rows[device.type, type(strategy).__name__] = score_examples(model, dm.nonmembers(), idx, strategy, 200,
                                                                         device).compute()
-    model.cpu()
     accuracy = {key: float(r["correct"].double().mean()) for key, r in rows.items()}
     assert accuracy["cuda", "Adversarial"] < accuracy["cuda", "Benign"] - 0.3, accuracy
     # PGD follows the sign of the gradient, so last-bit differences between devices can send a point elsewhere:
