@@ -26,18 +26,18 @@ if [[ $steps == *" benchmarks "* ]]; then
     echo "== 2. benchmarks on the GPU"
     PRIVROB_DATA=$DATA BENCH_DEVICE=cuda BENCH_DIR="$OUT_DIR/benchmarks" bash benchmarks/run_all.sh
 fi
-[[ $steps == *" epoch "* ]] && echo "== 3. one real epoch of configs/yale_pgd.yaml"
-for precision in 32-true bf16-mixed; do
-    [[ $steps == *" epoch "* ]] || break
-    dir=$OUT_DIR/epoch_$precision
-    start=$(date +%s.%N)
-    "$PY" -m privrob fit --config configs/yale_pgd.yaml --data.init_args.root "$DATA" \
-        --trainer.accelerator gpu --trainer.devices 1 --trainer.precision "$precision" \
-        --trainer.max_steps -1 --trainer.max_epochs 1 --trainer.enable_progress_bar false \
-        --trainer.default_root_dir "$dir" --trainer.logger pytorch_lightning.loggers.CSVLogger \
-        --trainer.logger.save_dir "$dir" > "$dir.log" 2>&1 || { echo "$precision: fit failed"; tail -n 20 "$dir.log"; }
-    end=$(date +%s.%N)
-    "$PY" - "$precision" "$start" "$end" "$dir" <<'PYEOF'
+if [[ $steps == *" epoch "* ]]; then
+    echo "== 3. one real epoch of configs/yale_pgd.yaml"
+    for precision in 32-true bf16-mixed; do
+        dir=$OUT_DIR/epoch_$precision
+        start=$(date +%s.%N)
+        "$PY" -m privrob fit --config configs/yale_pgd.yaml --data.init_args.root "$DATA" \
+            --trainer.accelerator gpu --trainer.devices 1 --trainer.precision "$precision" \
+            --trainer.max_steps -1 --trainer.max_epochs 1 --trainer.enable_progress_bar false \
+            --trainer.default_root_dir "$dir" --trainer.logger pytorch_lightning.loggers.CSVLogger \
+            --trainer.logger.save_dir "$dir" > "$dir.log" 2>&1 || { echo "$precision: fit failed"; tail -n 20 "$dir.log"; }
+        end=$(date +%s.%N)
+        "$PY" - "$precision" "$start" "$end" "$dir" <<'PYEOF'
 import csv, sys
 from pathlib import Path
 precision, start, end, folder = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
@@ -48,4 +48,5 @@ for path in folder.glob("**/metrics.csv"):
 print(f"{precision}: fit of one epoch (data setup, validation and callbacks included) {end - start:.1f} s; "
       + ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(values.items())))
 PYEOF
-done
+    done
+fi
