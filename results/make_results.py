@@ -207,7 +207,7 @@ def render() -> str:
         parts += [f"![privacy curves]({plot_path(dataset).relative_to(ROOT)})", "",
                   "The curves are the membership-inference callback's, on the seeded subsets of each config's "
                   "`num_points` (so they are noisier than the table, whose numbers come from the final audit).", "",
-                  "Commands (each with W&B offline, one CPU thread; `bash results/run.sh <run>` runs both):", "",
+                  "Commands (each with W&B offline, on the CPU threads listed; `bash results/run.sh <run>` runs both):", "",
                   *commands(dataset), ""]
     parts += ["## Performance", "", "Each script prints its ratios last; every ratio is measured within one run of "
               "the script (absolute times are this 2-core machine's only).", "",
