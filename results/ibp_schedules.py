@@ -93,9 +93,9 @@ def main() -> None:
     procs = {}
     for name in args.names:
         config = variant_config(name, args.data.resolve(), args.out.resolve(), args.accelerator)
-        log = (args.out / name / "fit.log").open("w")
-        procs[name] = subprocess.Popen([sys.executable, "-m", "privrob", "fit", "--config", str(config)], cwd=ROOT,
-                                       stdout=log, stderr=subprocess.STDOUT)
+        with (args.out / name / "fit.log").open("w") as log:  # the child keeps its own copy of the handle
+            procs[name] = subprocess.Popen([sys.executable, "-m", "privrob", "fit", "--config", str(config)],
+                                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + args.seconds
     for name, proc in procs.items():
         try:
