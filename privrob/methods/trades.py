@@ -15,9 +15,12 @@ class TRADESTraining(RobustTraining):
     """CE(f(x), y) + β·KL(p(x) ‖ p(x′)), x′ maximising the same KL in the l_inf ball.
 
     The inner maximisation starts from x + 0.001·N(0, 1) and takes signed steps on the summed KL, projected to the
-    ε-ball and [0, 1], with the model in eval mode (the authors' ``trades.py``). The outer loss has gradients
-    through both terms; its KL is the authors' ``kl_div(log_softmax(f(x′)), softmax(f(x)), reduction="sum") / batch``,
-    computed from log-probabilities (``log_target``) so that a saturated softmax cannot give NaN gradients.
+    ε-ball and [0, 1], with the model in eval mode (the authors' ``trades.py``). The outer KL is
+    ``kl_div(log_softmax(f(x′)), softmax(f(x)), reduction="sum") / batch``, computed from log-probabilities
+    (``log_target``) so that a saturated softmax cannot give NaN gradients. The study's code detaches p(x) in it
+    (``model(x_natural).detach()``, all three datasets), so the KL pulls p(x′) towards p(x) and only the
+    cross-entropy moves p(x); ``detach_clean=False`` back-propagates through p(x) as well, as the TRADES
+    authors' own code does.
 
     Args:
         eps: l_inf budget (the study: Yale 0.0314, Fashion-MNIST 0.1, CIFAR10 0.0314).
@@ -27,12 +30,13 @@ class TRADESTraining(RobustTraining):
         beta: weight of the robustness term (the study: 1.0).
         eps_ramp_steps: ε grows linearly from 0 over this many optimizer steps (the study: none; privrob's short CPU
             runs need one to leave chance level).
+        detach_clean: no gradient through p(x) in the KL term (the study's code; False: the TRADES authors').
         **kwargs: see :class:`~privrob.methods.base.RobustTraining`.
     """
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.0314, steps: int = 10,
                  step_size: Optional[float] = 0.0078, rel_step_size: Optional[float] = None, beta: float = 1.0,
-                 eps_ramp_steps: int = 0, **kwargs) -> None:
+                 eps_ramp_steps: int = 0, detach_clean: bool = True, **kwargs) -> None:
         super().__init__(backbone, **kwargs)
         check_attack_args(eps, steps, step_size, rel_step_size, "linf")
         if beta < 0:
@@ -47,9 +51,10 @@ class TRADESTraining(RobustTraining):
         x_adv = pgd(self.backbone, x, y, eps=eps, steps=hp.steps, step_size=hp.step_size,
                     rel_step_size=hp.rel_step_size, loss="kl", start=x + 0.001 * torch.randn_like(x))
         logits = self(x)
+        target = logits.detach() if hp.detach_clean else logits
         # log_target: the same KL as the authors' kl_div(log p(x'), p(x)), but its gradient through p(x) stays finite
         # where float32's softmax underflows to 0 (d(p log p)/dp = log p + 1 is -inf there: NaN weights after it)
-        robust = F.kl_div(F.log_softmax(self(x_adv), dim=1), F.log_softmax(logits, dim=1), reduction="sum",
+        robust = F.kl_div(F.log_softmax(self(x_adv), dim=1), F.log_softmax(target, dim=1), reduction="sum",
                           log_target=True) / len(x)
         self.log("train/kl", robust)
         return self.cross_entropy(logits, y) + hp.beta * robust, logits

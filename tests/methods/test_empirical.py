@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from privrob.data import DigitsDataModule
 from privrob.methods import NaturalTraining, PGDTraining, TRADESTraining, WRMTraining, linear_ramp
 from privrob.models import CifarResNet, DigitsCNN
+from privrob.attacks import pgd
 from privrob.privacy import Adversarial, score_examples
 from tests.conftest import quiet_trainer
 
@@ -140,3 +141,24 @@ def test_trades_loss_has_finite_gradients_at_saturated_softmax():
     loss, _ = m.training_loss(x, y)
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+@pytest.mark.parametrize("detach_clean", [True, False])
+def test_trades_outer_kl_detaches_the_clean_distribution_as_the_study(detach_clean):
+    """The study's trades.py: CE(f(x), y) + β/B·KL_sum(log_softmax(f(x′)), softmax(f(x).detach())). Its gradient
+    differs from the undetached form's, which stays available as ``detach_clean=False``."""
+    torch.manual_seed(0)
+    m = TRADESTraining(DigitsCNN(width=1), eps=0.1, steps=3, step_size=0.03, beta=2.0, detach_clean=detach_clean)
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    params = [p for p in m.parameters()]
+    torch.manual_seed(1)
+    got = torch.autograd.grad(m.training_loss(x, y)[0], params)
+    torch.manual_seed(1)
+    start = x + 0.001 * torch.randn_like(x)
+    x_adv = pgd(m.backbone, x, y, eps=0.1, steps=3, step_size=0.03, loss="kl", start=start)
+    logits = m(x)
+    study = F.cross_entropy(logits, y) + 2.0 * F.kl_div(
+        F.log_softmax(m(x_adv), dim=1), F.softmax(logits.detach(), dim=1), reduction="sum") / len(x)
+    expected = torch.autograd.grad(study, params)
+    same = all(torch.allclose(g, e, atol=1e-6, rtol=1e-5) for g, e in zip(got, expected))
+    assert same == detach_clean
