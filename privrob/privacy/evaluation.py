@@ -2,17 +2,43 @@
 
 DistributedSampler pads the last shard with repeated examples, which biases any per-example statistic; here
 rank r of w takes ``indices[r::w]`` instead (uneven shards are fine) and :class:`ExampleScores` gathers.
+
+Every score is taken in evaluation mode, as the study's released outputs were (PyTorch ``.eval()``, TF
+``mode='eval'``): :func:`evaluation_mode` is the one place that sets it.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import contextlib
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from privrob import rng
 from privrob.privacy.metrics import ExampleScores
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[None]:
+    """Every module of ``model`` in eval mode for the duration, each module's own mode restored after, and the global
+    random streams (python, numpy, torch, CUDA) left exactly as they were found.
+
+    Eval mode makes a score a function of its example alone: batch norm uses its running statistics (and does not
+    overwrite them with evaluation data), and a noise layer averages its seeded draws. Restoring the random streams
+    makes an evaluation invisible to training: even an unshuffled ``DataLoader`` draws its base seed from the
+    global torch generator, which would shift every later random start, augmentation and noise draw.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    streams = rng.capture()
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        rng.restore(streams)
 
 
 def seeded_subset(n: int, size: Optional[int], seed: int) -> torch.Tensor:
@@ -30,14 +56,16 @@ def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
 def score_examples(model: nn.Module, dataset: Dataset, indices: torch.Tensor,
                    strategy: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
                    batch_size: int, device: torch.device, collector: Optional[ExampleScores] = None) -> ExampleScores:
-    """Run ``strategy`` over ``dataset[indices]`` in batches and add the rows to ``collector`` (a new one if None)."""
+    """Run ``strategy`` over ``dataset[indices]`` in batches, in :func:`evaluation_mode`, and add the rows to
+    ``collector`` (a new one if None)."""
     collector = collector if collector is not None else ExampleScores()
     collector = collector.to(device)
     loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size, shuffle=False)
     start = 0
-    for x, y in loader:
-        ids = indices[start:start + len(y)]
-        start += len(y)
-        scores, correct = strategy(model, x.to(device), y.to(device))
-        collector.update(ids.to(device), scores.detach(), correct.detach())
+    with evaluation_mode(model):
+        for x, y in loader:
+            ids = indices[start:start + len(y)]
+            start += len(y)
+            scores, correct = strategy(model, x.to(device), y.to(device))
+            collector.update(ids.to(device), scores.detach(), correct.detach())
     return collector

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from privrob.privacy.evaluation import evaluation_mode
 from privrob.privacy.functional import roc_auc, tpr_at_fpr
 
 
@@ -25,13 +26,11 @@ def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 @torch.no_grad()
 def statistics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """φ of every example under ``model`` (eval mode; the mode is restored)."""
-    was_training = model.training
-    model.eval()
+    """φ of every example under ``model``, in :func:`~privrob.privacy.evaluation.evaluation_mode`."""
     device = next(model.parameters()).device
-    out = [logit_confidence(model(images[i:i + batch_size].to(device)).cpu(), labels[i:i + batch_size])
-           for i in range(0, len(labels), batch_size)]
-    model.train(was_training)
+    with evaluation_mode(model):
+        out = [logit_confidence(model(images[i:i + batch_size].to(device)).cpu(), labels[i:i + batch_size])
+               for i in range(0, len(labels), batch_size)]
     return torch.cat(out)
 
 
