@@ -59,12 +59,12 @@ def main() -> None:
         ibp_ratios.append(r)
         print(f"IBP / forward, {name}: {r:.2f}")
 
-    # 4x4 stride-2 convolutions, as the study's dual models: convex_adversarial's transposed convolution cannot
-    # restore an even size after a 3x3 stride-2 one
+    # the study's dual models (4x4 stride-2 convolutions, padding 1): convex_adversarial's transposed convolution
+    # cannot restore an even size after a 3x3 stride-2 one
+    as_dual = dict(stride2_kernel=4, padding="one", conv_bias=True, init="dual")
     dual = {
-        "digits CNN width 2, batch 32": (DigitsCNN(width=2, stride2_kernel=4).eval(), torch.rand(32, 1, 8, 8), 10, 0.05),
-        "fmnist width 1, batch 4": (FashionMNISTCNN(width=1, stride2_kernel=4).eval(), torch.rand(4, 1, 28, 28), 10,
-                                    0.02),
+        "digits CNN width 2, batch 32": (DigitsCNN(width=2, **as_dual).eval(), torch.rand(32, 1, 8, 8), 10, 0.05),
+        "fmnist width 1, batch 4": (FashionMNISTCNN(width=1, **as_dual).eval(), torch.rand(4, 1, 28, 28), 10, 0.02),
     }
     dual_ratios = []
     for name, (model, x, k, eps) in dual.items():

@@ -3,7 +3,8 @@
 The loop works from any Lightning hook: it runs with the model in eval mode (restored afterwards, so batch-norm
 statistics are untouched), inside ``torch.inference_mode(False)`` and ``torch.enable_grad()``, on a clone of the
 inputs, and takes gradients with ``torch.autograd.grad`` with respect to the input only, so no parameter's
-``.grad`` is touched.
+``.grad`` is touched. A training attack may run in train mode instead (``bn_mode="train"``): batch statistics, each
+forward updating the running ones, as Madry's attacks on the ``mode='train'`` graph of cifar10_challenge.
 """
 
 from __future__ import annotations
@@ -18,13 +19,22 @@ from torch import nn
 from privrob.attacks.steps import STEPS, AttackStep
 
 LossName = Literal["ce", "kl"]
+BNMode = Literal["eval", "train"]
+
+
+def check_bn_mode(bn_mode: str) -> None:
+    """One-line error for a batch-norm mode of the attack other than ``eval`` and ``train``."""
+    if bn_mode not in ("eval", "train"):
+        raise ValueError(f"`attack_bn_mode` can be eval or train, got {bn_mode!r}")
 
 
 @contextlib.contextmanager
-def attack_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode, gradients on, inference mode off, for the duration; the model's mode is restored after."""
+def attack_mode(model: nn.Module, bn_mode: BNMode = "eval") -> Iterator[None]:
+    """Eval mode (train mode with ``bn_mode="train"``), gradients on, inference mode off, for the duration; the
+    model's mode is restored after."""
+    check_bn_mode(bn_mode)
     was_training = model.training
-    model.eval()
+    model.train(bn_mode == "train")
     try:
         with torch.inference_mode(False), torch.enable_grad():
             yield
@@ -86,7 +96,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
         step_size: Optional[float] = None, rel_step_size: Optional[float] = None,
         norm: Literal["linf", "l2"] = "linf", random_start: bool = False,
         loss: Union[LossName, Callable] = "ce", start: Optional[torch.Tensor] = None,
-        bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+        bounds: tuple[float, float] = (0.0, 1.0), bn_mode: BNMode = "eval") -> torch.Tensor:
     """Untargeted PGD in the ``norm`` ball of radius ``eps`` around ``x``, clipped to ``bounds``.
 
     Args:
@@ -103,13 +113,15 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
             a callable ``(logits, y) -> scalar``.
         start: an explicit starting point (projected first); overrides ``random_start``.
         bounds: the input domain.
+        bn_mode: ``eval`` (running batch-norm statistics, left untouched: every evaluation attack) or ``train``
+            (batch statistics, every forward updating the running ones: Madry's training attacks).
 
     Returns:
         The last iterate, (N, C, H, W), detached, within ``eps`` of ``x`` and within ``bounds``.
     """
     check_attack_args(eps, steps, step_size, rel_step_size, norm)
     size = step_size if step_size is not None else rel_step_size * eps
-    with attack_mode(model):
+    with attack_mode(model, bn_mode):
         x0, y = x.detach().clone(), y.detach().clone()
         step = STEPS[norm](x0, eps, size, bounds)
         return run_attack(model, x0, y, step, steps=steps, loss=loss, random_start=random_start,

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from privrob.attacks import check_attack_args, pgd
+from privrob.attacks.pgd import BNMode, check_bn_mode
 from privrob.methods.base import RobustTraining
 
 
@@ -31,14 +32,18 @@ class TRADESTraining(RobustTraining):
         eps_ramp_steps: ε grows linearly from 0 over this many optimizer steps (the study: none; privrob's short CPU
             runs need one to leave chance level).
         detach_clean: no gradient through p(x) in the KL term (the study's code; False: the TRADES authors').
+        attack_bn_mode: batch norm during the inner maximisation: ``eval`` (running statistics, untouched; the
+            study's ``trades.py``) or ``train`` (batch statistics, each attack forward updating the running ones).
         **kwargs: see :class:`~privrob.methods.base.RobustTraining`.
     """
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.0314, steps: int = 10,
                  step_size: Optional[float] = 0.0078, rel_step_size: Optional[float] = None, beta: float = 1.0,
-                 eps_ramp_steps: int = 0, detach_clean: bool = True, **kwargs) -> None:
+                 eps_ramp_steps: int = 0, detach_clean: bool = True, attack_bn_mode: BNMode = "eval",
+                 **kwargs) -> None:
         super().__init__(backbone, **kwargs)
         check_attack_args(eps, steps, step_size, rel_step_size, "linf")
+        check_bn_mode(attack_bn_mode)
         if beta < 0:
             raise ValueError(f"`beta` must be non-negative, got {beta}")
         if eps_ramp_steps < 0:
@@ -49,7 +54,8 @@ class TRADESTraining(RobustTraining):
         eps = self.ramped_eps()
         self.log("train/eps", eps)
         x_adv = pgd(self.backbone, x, y, eps=eps, steps=hp.steps, step_size=hp.step_size,
-                    rel_step_size=hp.rel_step_size, loss="kl", start=x + 0.001 * torch.randn_like(x))
+                    rel_step_size=hp.rel_step_size, loss="kl", start=x + 0.001 * torch.randn_like(x),
+                    bn_mode=hp.attack_bn_mode)
         logits = self(x)
         target = logits.detach() if hp.detach_clean else logits
         # log_target: the same KL as the authors' kl_div(log p(x'), p(x)), but its gradient through p(x) stays finite

@@ -7,6 +7,7 @@ from typing import Literal, Optional
 import torch
 
 from privrob.attacks import LagrangianStep, StudyWRMStep, attack_mode, run_attack
+from privrob.attacks.pgd import BNMode, check_bn_mode
 from privrob.methods.base import RobustTraining
 
 
@@ -24,13 +25,17 @@ class WRMTraining(RobustTraining):
         step_size: α for ``lagrangian`` (default 1/(2γ)); the gradient scale a for ``study_code`` (the study:
             Yale 1.5, Fashion-MNIST 1.0, CIFAR10 12/255 in [0, 1] units).
         inner_max: ``lagrangian`` or ``study_code``.
+        attack_bn_mode: batch norm during the inner maximisation: ``eval`` (running statistics, untouched) or
+            ``train`` (batch statistics, each ascent forward updating the running ones: the study's CIFAR10 code,
+            whose attack runs on Madry's ``mode='train'`` graph).
         **kwargs: see :class:`~privrob.methods.base.RobustTraining`.
     """
 
     def __init__(self, backbone: torch.nn.Module, gamma: float = 1.0, steps: int = 15,
                  step_size: Optional[float] = None, inner_max: Literal["lagrangian", "study_code"] = "lagrangian",
-                 **kwargs) -> None:
+                 attack_bn_mode: BNMode = "eval", **kwargs) -> None:
         super().__init__(backbone, **kwargs)
+        check_bn_mode(attack_bn_mode)
         if inner_max not in ("lagrangian", "study_code"):
             raise ValueError(f"`inner_max` can be lagrangian, study_code, got {inner_max!r}")
         if gamma <= 0:
@@ -45,7 +50,7 @@ class WRMTraining(RobustTraining):
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The inner maximisation's last iterate."""
         hp = self.hparams
-        with attack_mode(self.backbone):
+        with attack_mode(self.backbone, hp.attack_bn_mode):
             x0, y = x.detach().clone(), y.detach().clone()
             if hp.inner_max == "lagrangian":
                 step = LagrangianStep(x0, hp.gamma, hp.step_size)

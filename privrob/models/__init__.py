@@ -5,6 +5,8 @@ Every network except the CIFAR10 ResNet is an ``nn.Sequential`` of ``Conv2d``/``
 """
 
 from privrob.models.cifar import CifarResNet, PerImageStandardization
-from privrob.models.convnets import DigitsCNN, FashionMNISTCNN, YaleCNN, conv_stack
+from privrob.models.convnets import DigitsCNN, FashionMNISTCNN, YaleCNN, conv_stack, tf_same_padding
+from privrob.models.init import INITIALISATIONS
 
-__all__ = ["CifarResNet", "DigitsCNN", "FashionMNISTCNN", "PerImageStandardization", "YaleCNN", "conv_stack"]
+__all__ = ["INITIALISATIONS", "CifarResNet", "DigitsCNN", "FashionMNISTCNN", "PerImageStandardization", "YaleCNN",
+           "conv_stack", "tf_same_padding"]

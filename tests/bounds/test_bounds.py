@@ -139,7 +139,7 @@ def test_errors_are_one_line():
 def test_yale_exact_dual_is_refused_but_projected_runs():
     from privrob.models import YaleCNN
 
-    net = YaleCNN(stride2_kernel=4, input_size=(192, 192))
+    net = YaleCNN(stride2_kernel=4, input_size=(192, 192), padding="one", conv_bias=True, init="dual")
     x, y = torch.rand(1, 1, 192, 192), torch.tensor([3])
     with pytest.raises(ValueError, match="GB"):
         margin_lower_bounds(net, x, y, 0.0314, "dual")

@@ -1,5 +1,7 @@
 """PGD, TRADES and WRM training on Digits: each buys robustness that natural training lacks."""
 
+import copy
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -162,3 +164,64 @@ def test_trades_outer_kl_detaches_the_clean_distribution_as_the_study(detach_cle
     expected = torch.autograd.grad(study, params)
     same = all(torch.allclose(g, e, atol=1e-6, rtol=1e-5) for g, e in zip(got, expected))
     assert same == detach_clean
+
+
+def _small_resnet_method(cls, bn_mode):
+    kwargs = {PGDTraining: dict(eps=8 / 255, steps=2, step_size=2 / 255),
+              TRADESTraining: dict(eps=8 / 255, steps=2, step_size=2 / 255),
+              WRMTraining: dict(steps=2, step_size=12 / 255, inner_max="study_code")}[cls]
+    return cls(CifarResNet(width=1, units_per_stage=1), attack_bn_mode=bn_mode, **kwargs)
+
+
+@pytest.mark.parametrize("bn_mode", ["eval", "train"])
+@pytest.mark.parametrize("cls,attack_forwards,training_forwards", [
+    (PGDTraining, 2, 1), (TRADESTraining, 3, 2), (WRMTraining, 2, 1),  # TRADES: the clean target, then 2 steps
+], ids=["pgd", "trades", "wrm"])
+def test_training_attack_batch_norm_mode(cls, attack_forwards, training_forwards, bn_mode):
+    """``attack_bn_mode="train"``: every attack forward runs in train mode (batch statistics, running statistics
+    updated, as Madry's ``mode='train'`` graph); ``"eval"``: in eval mode. The running statistics after a training
+    loss are exactly those of replaying its forwards in those modes; the model is in train mode again after."""
+    torch.manual_seed(0)
+    m = _small_resnet_method(cls, bn_mode).train()
+    replay = copy.deepcopy(m.backbone)
+    calls = []
+    m.backbone.register_forward_pre_hook(lambda module, args: calls.append((module.training, args[0].detach())))
+    m.training_loss(torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,)))
+    assert m.training and all(module.training for module in m.modules())
+    assert [training for training, _ in calls] == [bn_mode == "train"] * attack_forwards + [True] * training_forwards
+    with torch.no_grad():
+        for training, x in calls:
+            replay.train(training)(x)
+    assert all(torch.equal(a, b) for a, b in zip(m.backbone.buffers(), replay.buffers()))
+
+
+@pytest.mark.parametrize("cls", [PGDTraining, TRADESTraining, WRMTraining], ids=["pgd", "trades", "wrm"])
+@pytest.mark.parametrize("bn_mode", ["eval", "train"])
+@pytest.mark.parametrize("was_training", [False, True])
+def test_training_attack_alone_updates_batch_norm_only_in_train_mode(cls, bn_mode, was_training):
+    """The attack itself (``pgd`` as the method calls it, or WRM's ``perturb``): with ``"train"`` it moves the running
+    statistics (one update per forward), with ``"eval"`` it leaves them bit-identical; the mode is restored."""
+    torch.manual_seed(0)
+    m = _small_resnet_method(cls, bn_mode).train(was_training)
+    before = [b.clone() for b in m.backbone.buffers()]
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    if cls is WRMTraining:
+        m.perturb(x, y)
+    else:
+        kl = dict(loss="kl", start=x) if cls is TRADESTraining else dict(random_start=True)
+        pgd(m.backbone, x, y, eps=8 / 255, steps=2, step_size=2 / 255, bn_mode=bn_mode, **kl)
+    after = list(m.backbone.buffers())
+    assert m.backbone.training == was_training
+    tracked = [a - b for a, b in zip(after, before) if a.dtype == torch.long]  # num_batches_tracked
+    if bn_mode == "train":
+        assert all(int(t) == (3 if cls is TRADESTraining else 2) for t in tracked)
+        assert not any(torch.equal(a, b) for a, b in zip(after, before) if a.is_floating_point())
+    else:
+        assert all(torch.equal(a, b) for a, b in zip(after, before))
+
+
+def test_attack_bn_mode_is_checked():
+    for cls, kwargs in ((PGDTraining, dict(rel_step_size=0.25)), (TRADESTraining, {}), (WRMTraining, {})):
+        with pytest.raises(ValueError, match="attack_bn_mode") as e:
+            cls(DigitsCNN(width=1), attack_bn_mode="batch", **kwargs)
+        assert "\n" not in str(e.value)
