@@ -29,6 +29,8 @@ COLUMNS = ("train_acc", "test_acc", "adv_train_acc", "adv_test_acc", "I_B", "I_A
            "auc_I_B", "auc_I_A", "tpr1_I_B", "tpr1_I_A")
 HEADER = ("| method | source | train acc | test acc | adv train acc | adv test acc | I_B | I_A | I_V "
           "| AUC I_B | AUC I_A | TPR@1%FPR I_B | TPR@1%FPR I_A | fit + audit time |")
+#: the study's evaluation budgets: 0.0314 on Yale, 0.1 on Fashion-MNIST, 8/255 for IBP on Yale (original-study.md §3.1)
+EVAL_EPS = {"yale": 0.0314, "fmnist": 0.1, ("yale", "ibp"): 8 / 255}
 # benchmark file -> (command, [(printed key, target)])
 BENCHMARKS = {
     "callback_overhead": ("python benchmarks/callback_overhead.py", [("efficiency", "≤ 1.2"), ("ratio", "≤ 0.10")]),
@@ -43,15 +45,49 @@ def fmt(value) -> str:
 
 
 def runs(dataset: str) -> list[str]:
-    """Finished runs of ``dataset``, in the order of METHODS."""
+    """Finished runs of ``dataset``, in the order of METHODS, each checked by :func:`check_audited`."""
     done = {p.name for p in (RESULTS / "cpu").glob(f"{dataset}_*") if (p / "audit.json").exists()}
-    return [f"{dataset}_{m}" for m in METHODS if f"{dataset}_{m}" in done]
+    found = [f"{dataset}_{m}" for m in METHODS if f"{dataset}_{m}" in done]
+    for run in found:
+        check_audited(run)
+    return found
 
 
 @lru_cache(maxsize=None)
+def audit_file(run: str) -> dict:
+    return json.loads((RESULTS / "cpu" / run / "audit.json").read_text())
+
+
 def audit(run: str) -> dict:
     """A run's audit report per strategy (read once: the tables, budget and gaps all use it)."""
-    return json.loads((RESULTS / "cpu" / run / "audit.json").read_text())["strategies"]
+    return audit_file(run)["strategies"]
+
+
+def final_step(run: str) -> int:
+    """The last optimizer step of ``configs/cpu/<run>.yaml``: its ``max_steps``, or else the step that the run's privacy
+    curve records after its last epoch, ``max_epochs`` − 1 (the callback always evaluates after the last epoch)."""
+    import yaml
+
+    trainer = yaml.safe_load((ROOT / "configs" / "cpu" / f"{run}.yaml").read_text())["trainer"]
+    if trainer.get("max_steps", -1) > 0:
+        return trainer["max_steps"]
+    last = list(csv.DictReader(open(RESULTS / "cpu" / run / "privacy_curve.csv")))[-1]
+    if int(last["epoch"]) != trainer["max_epochs"] - 1:
+        raise ValueError(f"results/cpu/{run}: the privacy curve ends at epoch {last['epoch']}, not at the config's "
+                         f"last epoch {trainer['max_epochs'] - 1}: the run did not finish")
+    return int(last["step"])
+
+
+def check_audited(run: str) -> None:
+    """Refuse a row whose audit is not of its config's final model, or not at the study's evaluation budget."""
+    meta = audit_file(run)["meta"]
+    dataset, method = run.split("_", 1)
+    if meta.get("global_step") != final_step(run):
+        raise ValueError(f"results/cpu/{run}: the audited checkpoint is at step {meta.get('global_step')}, not at the "
+                         f"final step {final_step(run)} of configs/cpu/{run}.yaml; re-run bash results/run.sh {run}")
+    eps = EVAL_EPS.get((dataset, method), EVAL_EPS[dataset])
+    if abs(meta["eps"] - eps) > 1e-12:
+        raise ValueError(f"results/cpu/{run}: audited at eps {meta['eps']}, the study evaluated at {eps}")
 
 
 def measured(run: str) -> dict:
@@ -189,7 +225,9 @@ def commands(dataset: str) -> list[str]:
     out = []
     for run in runs(dataset):
         info = run_info(run)
-        out += [f"- `{run}` ({info['machine']}, finished {info['finished']}):",
+        code = (f"commit {info['commit']}" if "commit" in info
+                else "before the fixes of issue 14, commit not recorded")
+        out += [f"- `{run}` ({info['machine']}, finished {info['finished']}, {code}):",
                 f"  `{info['fit_command']}`, then `{info['audit_command']}`"]
     return out
 

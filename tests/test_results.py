@@ -147,3 +147,37 @@ def test_published_fashion_mnist_values_are_the_reference_table():
         values = pub[("fmnist", names[cells[1]])]
         keys = ("train_acc", "test_acc", "adv_train_acc", "adv_test_acc", "I_B", "I_A")
         assert [float(c) for c in cells[2:]] == [float(values[k]) for k in keys]
+
+
+def test_every_row_audits_its_configs_final_step_at_the_studys_budget():
+    """Each measured row's audit is of the model at its config's last optimizer step (a 7-epoch run once audited its
+    epoch-5 checkpoint), at the study's evaluation eps (8/255 for IBP on Yale)."""
+    from results import make_results
+
+    for dataset in make_results.DATASETS:
+        for run in make_results.runs(dataset):  # runs() refuses what does not hold
+            meta = make_results.audit_file(run)["meta"]
+            assert meta["global_step"] == make_results.final_step(run) > 0
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda meta: meta.update(global_step=meta["global_step"] - 95), "not at the final step"),
+    (lambda meta: meta.update(eps=0.03), "audited at eps"),
+])
+def test_a_row_not_audited_at_its_final_step_or_budget_is_refused(tmp_path, monkeypatch, change, match):
+    from results import make_results
+
+    run = "yale_natural"
+    (tmp_path / "cpu" / run).mkdir(parents=True)
+    for name in ("audit.json", "privacy_curve.csv", "run.json"):
+        (tmp_path / "cpu" / run / name).write_text((ROOT / "results" / "cpu" / run / name).read_text())
+    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
+    make_results.audit_file.cache_clear()
+    assert make_results.runs("yale") == [run]
+    data = json.loads((tmp_path / "cpu" / run / "audit.json").read_text())
+    change(data["meta"])
+    (tmp_path / "cpu" / run / "audit.json").write_text(json.dumps(data))
+    make_results.audit_file.cache_clear()
+    with pytest.raises(ValueError, match=match):
+        make_results.runs("yale")
+    make_results.audit_file.cache_clear()
