@@ -28,7 +28,12 @@ METHODS = {"natural": "natural", "pgd": "PGD (Madry)", "wrm": "WRM (Sinha)", "tr
 COLUMNS = ("train_acc", "test_acc", "adv_train_acc", "adv_test_acc", "I_B", "I_A", "I_V",
            "auc_I_B", "auc_I_A", "tpr1_I_B", "tpr1_I_A")
 HEADER = ("| method | source | train acc | test acc | adv train acc | adv test acc | I_B | I_A | I_V "
-          "| AUC I_B | AUC I_A | TPR@1%FPR I_B | TPR@1%FPR I_A | fit + audit time |")
+          "| AUC I_B | AUC I_A | TPR@1%FPR I_B | TPR@1%FPR I_A | fit + audit time | code |")
+#: audits of the runs measured before issue 14's fixes (evaluation mode, final checkpoint, the study's losses and
+#: networks), kept to show what those fixes moved
+BEFORE = RESULTS / "before_issue14"
+MOVED = (("train_acc", "train acc"), ("test_acc", "test acc"), ("adv_train_acc", "adv train acc"),
+         ("adv_test_acc", "adv test acc"), ("I_B", "I_B"), ("I_A", "I_A"))
 #: the study's evaluation budgets: 0.0314 on Yale, 0.1 on Fashion-MNIST, 8/255 for IBP on Yale (original-study.md §3.1)
 EVAL_EPS = {"yale": 0.0314, "fmnist": 0.1, ("yale", "ibp"): 8 / 255}
 # benchmark file -> (command, [(printed key, target)])
@@ -90,9 +95,10 @@ def check_audited(run: str) -> None:
         raise ValueError(f"results/cpu/{run}: audited at eps {meta['eps']}, the study evaluated at {eps}")
 
 
-def measured(run: str) -> dict:
-    """A run's table values from its audit: accuracies under I_B (clean) and I_A (adversarial), inference accuracies."""
-    strategies = audit(run)
+def measured(run: str, strategies: dict | None = None) -> dict:
+    """A run's table values from its audit (or ``strategies``, another audit of it): accuracies under I_B (clean) and
+    I_A (adversarial), inference accuracies."""
+    strategies = strategies or audit(run)
     b, a, v = strategies["I_B"], strategies["I_A"], strategies.get("I_V")
     return {"train_acc": b["train_acc"], "test_acc": b["test_acc"], "adv_train_acc": a["train_acc"],
             "adv_test_acc": a["test_acc"], "I_B": b["accuracy"], "I_A": a["accuracy"],
@@ -121,11 +127,32 @@ def table(dataset: str) -> list[str]:
         method = run.split("_", 1)[1]
         p = pub.get((dataset, method), {})
         cells = [fmt(p.get(c)) for c in COLUMNS]
-        lines.append(f"| {METHODS[method]} | published | " + " | ".join(cells) + " | |")
+        lines.append(f"| {METHODS[method]} | published | " + " | ".join(cells) + " | | |")
         m, info = measured(run), run_info(run)
         source = f"privrob `configs/cpu/{run}.yaml` `results/cpu/{run}/audit.json`"
         time = f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}"
-        lines.append(f"| {METHODS[method]} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS) + f" | {time} |")
+        lines.append(f"| {METHODS[method]} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS)
+                     + f" | {time} | {code(run)} |")
+    return lines
+
+
+def code(run: str) -> str:
+    """The commit whose code measured ``run`` (run.json), or that it predates issue 14's fixes."""
+    info = run_info(run)
+    return f"commit {info['commit']}" if "commit" in info else "before the fixes of issue 14"
+
+
+def moved(dataset: str) -> list[str]:
+    """Each re-measured run's numbers before and after issue 14's fixes, from the kept audits."""
+    pairs = [run for run in runs(dataset) if "commit" in run_info(run) and (BEFORE / run / "audit.json").exists()]
+    if not pairs:
+        return []
+    lines = ["| run | " + " | ".join(label for _, label in MOVED) + " |", "|---" * (len(MOVED) + 1) + "|"]
+    for run in pairs:
+        old = measured(run, json.loads((BEFORE / run / "audit.json").read_text())["strategies"])
+        new = measured(run)
+        lines.append(f"| {run} | " + " | ".join(f"{old[k]:.4f} → {new[k]:.4f} ({new[k] - old[k]:+.4f})"
+                                                  for k, _ in MOVED) + " |")
     return lines
 
 
@@ -225,9 +252,7 @@ def commands(dataset: str) -> list[str]:
     out = []
     for run in runs(dataset):
         info = run_info(run)
-        code = (f"commit {info['commit']}" if "commit" in info
-                else "before the fixes of issue 14, commit not recorded")
-        out += [f"- `{run}` ({info['machine']}, finished {info['finished']}, {code}):",
+        out += [f"- `{run}` ({info['machine']}, finished {info['finished']}, {code(run)}):",
                 f"  `{info['fit_command']}`, then `{info['audit_command']}`"]
     return out
 
@@ -242,6 +267,15 @@ def render() -> str:
         gap = gaps(dataset)
         if gap:
             parts += ["Robust minus natural (the privacy cost of robustness):", "", *gap, ""]
+        move = moved(dataset)
+        if move:
+            parts += ["What the fixes of issue 14 moved (the same config measured before them, "
+                      "`results/before_issue14/<run>/audit.json`, → after):", "", *move, ""]
+        withdrawn = sorted(p.name for p in BEFORE.glob(f"{dataset}_*") if p.name not in runs(dataset))
+        if withdrawn:
+            parts += ["Measured before the fixes of issue 14 and withdrawn until re-measured (their audits were not of "
+                      "the final step or not at the study's ε, or their code changed): "
+                      + ", ".join(f"`{run}`" for run in withdrawn) + ".", ""]
         parts += [f"![privacy curves]({plot_path(dataset).relative_to(ROOT)})", "",
                   "The curves are the membership-inference callback's, on the seeded subsets of each config's "
                   "`num_points` (so they are noisier than the table, whose numbers come from the final audit).", "",

@@ -6,8 +6,7 @@ from typing import Literal, Optional
 
 import torch
 
-from privrob.attacks import check_attack_args, pgd
-from privrob.attacks.pgd import BNMode, check_bn_mode
+from privrob.attacks import BNMode, check_attack_args, check_bn_mode, pgd
 from privrob.methods.base import RobustTraining
 
 

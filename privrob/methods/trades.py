@@ -7,8 +7,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from privrob.attacks import check_attack_args, pgd
-from privrob.attacks.pgd import BNMode, check_bn_mode
+from privrob.attacks import BNMode, check_attack_args, check_bn_mode, pgd
 from privrob.methods.base import RobustTraining
 
 

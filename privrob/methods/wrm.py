@@ -6,8 +6,7 @@ from typing import Literal, Optional
 
 import torch
 
-from privrob.attacks import LagrangianStep, StudyWRMStep, attack_mode, run_attack
-from privrob.attacks.pgd import BNMode, check_bn_mode
+from privrob.attacks import BNMode, LagrangianStep, StudyWRMStep, attack_mode, check_bn_mode, run_attack
 from privrob.methods.base import RobustTraining
 
 
