@@ -1,4 +1,4 @@
-"""Abstract-interpretation training, DiffAI (Mirman, Gehr, Vechev, ICML 2018)."""
+"""Abstract-interpretation training, DiffAI (Mirman, Gehr, Vechev, ICML 2018), as the study's ``main.py`` runs it."""
 
 from __future__ import annotations
 
@@ -12,38 +12,48 @@ from privrob.methods.base import RobustTraining
 
 
 class DiffAITraining(RobustTraining):
-    """(w·softplus(max_{j≠y} ub(z_j − z_y)) + CE(f(x), y)) / (w + 1) over a box (or zonotope) of radius ε_t.
+    """(w·softplus(max(−1, max_{j≠y} ub(z_j − z_y))) + CE(f(x), y)) / (w + 1) over a box (or zonotope) of radius
+    ε_t.
 
-    Plain cross-entropy for the first ``warmup_epochs``; then the radius is ε·t with
-    t = min(max(N, s − W·N), R·N) / (R·N), s the optimizer step, N steps per epoch, W ``warmup_epochs`` and R
-    ``ramp_epochs`` (DiffAI's ``main.py``).
+    The −1 is DiffAI's ``preDomRes``: it adds the one-hot label to the margins, so the true class enters the max
+    at −1 and the robust term stops pushing once every margin is certified by 1. The box is not clipped to [0, 1]
+    (``Box.box``). Plain cross-entropy for the first W = ``warmup_epochs`` epochs; then the radius is ε·t with
+    t = min(max(N, c − (W + 1)·N), R·N) / (R·N), N the optimizer steps per epoch, R ``ramp_epochs`` and
+    c = s + 1 + (e + 1)·E the study's counter ``count`` at optimizer step s (from 0) of epoch e (from 0): it also
+    advances once per batch of the two test passes that run before each epoch's training, E batches in all. The
+    study's epochs count from 1, so its ``epoch < 20`` is W = 19 warm-up epochs against a counter offset of 20·N.
 
     Args:
         eps: the box radius (the study: Yale 0.0314, Fashion-MNIST 0.1).
         domain: ``box`` (the study's) or ``zonotope``.
         robust_weight: w (``--tot-weight``, the study's 0.2).
-        warmup_epochs: epochs of plain cross-entropy (20).
-        ramp_epochs: epochs of the radius ramp (30).
+        warmup_epochs: W, epochs of plain cross-entropy (the study's 19).
+        ramp_epochs: R, epochs of training steps over which t grows (30).
+        eval_batches_per_epoch: E (the study's test passes over 500 training and 500 test images: Yale 25 + 25
+            batches of 20, Fashion-MNIST 50 + 50 of 100; 0 counts optimizer steps only).
+        clip_input: intersect the box with [0, 1] (the study does not).
         **kwargs: see :class:`~privrob.methods.base.RobustTraining`.
     """
 
     certified_methods = ("zonotope", "crown_ibp", "box")
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.1, domain: Literal["box", "zonotope"] = "box",
-                 robust_weight: float = 0.2, warmup_epochs: int = 20, ramp_epochs: int = 30, **kwargs) -> None:
+                 robust_weight: float = 0.2, warmup_epochs: int = 19, ramp_epochs: int = 30,
+                 eval_batches_per_epoch: int = 0, clip_input: bool = False, **kwargs) -> None:
         super().__init__(backbone, **kwargs)
         if eps < 0 or robust_weight < 0:
             raise ValueError(f"`eps` and `robust_weight` must be non-negative, got {eps} and {robust_weight}")
         if domain not in ("box", "zonotope"):
             raise ValueError(f"`domain` can be box, zonotope, got {domain!r}")
-        if warmup_epochs < 0 or ramp_epochs < 1:
-            raise ValueError(f"`warmup_epochs` must be ≥ 0 and `ramp_epochs` ≥ 1, got {warmup_epochs}, {ramp_epochs}")
+        if warmup_epochs < 0 or ramp_epochs < 1 or eval_batches_per_epoch < 0:
+            raise ValueError(f"`warmup_epochs` and `eval_batches_per_epoch` must be ≥ 0 and `ramp_epochs` ≥ 1, got "
+                             f"{warmup_epochs}, {eval_batches_per_epoch}, {ramp_epochs}")
 
     def current_eps(self) -> float:
         hp = self.hparams
-        n = self.steps_per_epoch()
-        t = min(max(n, self.global_step - hp.warmup_epochs * n), hp.ramp_epochs * n) / (hp.ramp_epochs * n)
-        return hp.eps * t
+        n, ramp = self.steps_per_epoch(), hp.ramp_epochs * self.steps_per_epoch()
+        count = self.global_step + 1 + (self.current_epoch + 1) * hp.eval_batches_per_epoch
+        return hp.eps * min(max(n, count - (hp.warmup_epochs + 1) * n), ramp) / ramp
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hparams
@@ -53,8 +63,8 @@ class DiffAITraining(RobustTraining):
             return clean, logits
         eps = self.current_eps()
         self.log("train/eps", eps)
-        worst = worst_case_logits(self.backbone, x, y, eps, hp.domain)  # ub(z_j − z_y), 0 at y
-        worst = worst.masked_fill(F.one_hot(y, worst.shape[1]).bool(), float("-inf")).amax(dim=1)
+        worst = worst_case_logits(self.backbone, x, y, eps, hp.domain, clip=hp.clip_input)  # ub(z_j − z_y), 0 at y
+        worst = worst.masked_fill(F.one_hot(y, worst.shape[1]).bool(), -1.0).amax(dim=1)
         robust = F.softplus(worst)
         robust = robust.sum() if hp.loss_reduction == "sum" else robust.mean()
         return (hp.robust_weight * robust + clean) / (hp.robust_weight + 1), logits

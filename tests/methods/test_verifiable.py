@@ -1,17 +1,23 @@
-"""Wong–Kolter, DiffAI and IBP training on Digits; I_V; the ε and κ schedules."""
+"""Wong–Kolter, DiffAI and IBP training on Digits; I_V; the ε and κ schedules, checked against the study's code; the
+study's choice of the dual model (BestRobustCheckpoint)."""
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
 
 import privrob.bounds.zonotope as zonotope
+from callbacks import BestRobustCheckpoint
+from privrob.bounds import margin_lower_bounds, worst_case_logits
 from privrob.data import DigitsDataModule
-from privrob.methods import DiffAITraining, IBPTraining, NaturalTraining, WongKolterTraining
+from privrob.methods import DiffAITraining, IBPTraining, NaturalTraining, WongKolterTraining, piecewise_constant
 from privrob.models import DigitsCNN
 from privrob.privacy import Adversarial, Verified, score_examples
-from tests.conftest import quiet_trainer
+from privrob.privacy.evaluation import seeded_subset
+from tests.conftest import ROOT, quiet_trainer
 
 EPS = 0.1
 MAKERS = {
@@ -74,32 +80,199 @@ def test_verified_falls_back_when_the_tightest_does_not_fit(trained_digits):
     assert v.used == "ibp"
 
 
-def _at_step(monkeypatch, module, step, batches_per_epoch=1):
-    """Make ``module`` believe it is at optimizer step ``step`` of a run with ``batches_per_epoch``."""
-    monkeypatch.setattr(type(module), "global_step", property(lambda self: step))
-    module._trainer = SimpleNamespace(num_training_batches=batches_per_epoch)
+def _at(module, step, batches_per_epoch=1, epoch=None):
+    """Make ``module`` believe it is at optimizer step ``step`` (of epoch ``epoch``, default step // batches) of a
+    run with ``batches_per_epoch``."""
+    epoch = step // batches_per_epoch if epoch is None else epoch
+    module._trainer = SimpleNamespace(num_training_batches=batches_per_epoch, global_step=step, current_epoch=epoch)
     return module
 
 
-def test_ibp_schedule(monkeypatch):
+def test_ibp_schedule():
     m = IBPTraining(DigitsCNN(width=1), eps=0.1, warmup_steps=500, ramp_steps=6500)
     expected = {0: (0.0, 1.0), 500: (0.0, 1.0), 3750: (0.05, 0.75), 7000: (0.1, 0.5), 20000: (0.1, 0.5)}
     for step, (eps, kappa) in expected.items():
-        assert _at_step(monkeypatch, m, step).schedule() == pytest.approx((eps, kappa))
+        assert _at(m, step).schedule() == pytest.approx((eps, kappa))
 
 
-def test_wong_kolter_schedule(monkeypatch):
-    # the study's Fashion-MNIST: 0.003 → 0.1 over 20 epochs, per step; 10 steps per epoch here
-    m = WongKolterTraining(DigitsCNN(width=1), eps=0.1, eps_start=0.003, ramp_epochs=20)
-    for step, eps in ((0, 0.003), (100, 0.0515), (200, 0.1), (5000, 0.1)):
-        assert _at_step(monkeypatch, m, step, 10).current_eps() == pytest.approx(eps)
+def _config_init_args(name):
+    init_args = dict(yaml.safe_load((ROOT / "configs" / name).read_text())["model"]["init_args"])
+    init_args.pop("backbone")
+    return init_args
 
 
-def test_diffai_schedule(monkeypatch):
-    # DiffAI: radius ε·min(max(N, s − 20N), 30N)/(30N), N = 10 steps per epoch
-    m = DiffAITraining(DigitsCNN(width=1), eps=0.1, warmup_epochs=20, ramp_epochs=30)
-    for step, t in ((0, 1 / 30), (210, 1 / 30), (350, 15 / 30), (500, 1.0), (9999, 1.0)):
-        assert _at_step(monkeypatch, m, step, 10).current_eps() == pytest.approx(0.1 * t)
+def _study_diffai(train_batches, test_batches, epochs=100):
+    """(epoch from 0, batch, robust loss?, t) of every training step, as DiffAI's main.py (Yale and FMNIST): for
+    epoch = 1, 2, ...: test() on the train and the test loader, each boxSpec call ``count += 1``, then train(),
+    ``count += 1`` per batch, t = min(max(N, count − 20N), 30N)/(30N), the robust loss unless epoch < 20."""
+    n, count = train_batches, 0
+    for epoch in range(1, epochs + 1):
+        count += test_batches
+        for batch in range(n):
+            count += 1
+            yield epoch - 1, batch, not epoch < 20, min(max(n, count - 20 * n), 30 * n) / (30 * n)
+
+
+@pytest.mark.parametrize("config,train_batches,test_batches,first_t,full_at", [
+    ("yale_diffai.yaml", 95, 25 + 25, 906 / 2850, (32, 59)),  # 1,900 members and 500 + 500 tested, batch 20
+    ("fmnist_diffai.yaml", 600, 50 + 50, 1401 / 18000, (42, 499)),  # 60,000 members, 5,000 + 5,000, batch 100
+])
+def test_diffai_schedule_is_the_studys(config, train_batches, test_batches, first_t, full_at):
+    init_args = _config_init_args(config)
+    m, eps = DiffAITraining(DigitsCNN(width=1), **init_args), init_args["eps"]
+    robust = []
+    for epoch, batch, is_robust, t in _study_diffai(train_batches, test_batches):
+        assert _at(m, epoch * train_batches + batch, train_batches).current_eps() == pytest.approx(eps * t, abs=1e-12)
+        if is_robust:
+            robust.append((epoch, batch, t))
+        assert (m.current_epoch >= m.hparams.warmup_epochs) == is_robust
+    assert robust[0][:2] == (19, 0) and robust[0][2] == pytest.approx(first_t)
+    assert next((e, b) for e, b, t in robust if t == 1.0) == full_at
+
+
+def _trainer_at(m, epoch, step):
+    _at(m, step, 10, epoch)
+    m.log = lambda *args, **kwargs: None
+    return m
+
+
+def test_diffai_warms_up_19_epochs():
+    torch.manual_seed(0)
+    m = DiffAITraining(DigitsCNN(width=1), eps=0.1)
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8)
+    clean = torch.nn.functional.cross_entropy(m(x), y)
+    assert torch.equal(_trainer_at(m, 18, 189).training_loss(x, y)[0], clean)  # 0-based epoch 18 = the study's 19
+    loss = _trainer_at(m, 19, 190).training_loss(x, y)[0].item()
+    assert loss == pytest.approx(float(_diffai_loss(m, x, y, 0.1 / 30, clip=False)), rel=1e-6) and loss != float(clean)
+
+
+def _diffai_loss(m, x, y, eps, clip):
+    """(w·softplus(max(−1, max_{j≠y} ub(z_j − z_y))) + CE)/(w + 1), the study's aiLoss, from the box bounds."""
+    w = m.hparams.robust_weight
+    worst = -margin_lower_bounds(m, x, y, eps, "box", clip=clip)
+    worst[torch.arange(len(y)), y] = -1.0
+    robust = torch.nn.functional.softplus(worst.amax(dim=1)).mean()
+    return (w * robust + torch.nn.functional.cross_entropy(m(x), y)) / (w + 1)
+
+
+def test_diffai_box_is_not_clipped():
+    torch.manual_seed(0)
+    m = _trainer_at(DiffAITraining(DigitsCNN(width=2), eps=0.1, warmup_epochs=0, ramp_epochs=1), 0, 0)
+    x = (torch.rand(16, 1, 8, 8) > 0.5).float()  # every pixel 0 or 1: the box reaches outside [0, 1]
+    y = torch.arange(16) % 10
+    loss = m.training_loss(x, y)[0].item()
+    assert loss == pytest.approx(float(_diffai_loss(m, x, y, 0.1, clip=False)), rel=1e-6)
+    assert abs(loss - float(_diffai_loss(m, x, y, 0.1, clip=True))) > 1e-3
+
+
+def test_diffai_robust_term_stops_at_margin_one():
+    m = _trainer_at(DiffAITraining(DigitsCNN(width=1), eps=0.1, warmup_epochs=0, ramp_epochs=1), 0, 0)
+    last = m.backbone[-1]
+    with torch.no_grad():  # logits 0 except 100 for class 3, whatever the input: every margin is certified by 100
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[3] = 100.0
+    x, y = torch.rand(4, 1, 8, 8), torch.full((4,), 3)
+    w = m.hparams.robust_weight
+    clean = torch.nn.functional.cross_entropy(m(x), y)
+    expected = (w * torch.nn.functional.softplus(torch.tensor(-1.0)) + clean) / (w + 1)
+    assert m.training_loss(x, y)[0].item() == pytest.approx(float(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("config,epochs,start,eps,ramp", [("yale_dual.yaml", 181, 0.0001, 0.06275, 80),
+                                                          ("fmnist_dual.yaml", 61, 0.003, 0.1, 20)])
+def test_wong_kolter_schedule_is_the_studys(config, epochs, start, eps, ramp):
+    # train_Yale.py: eps_schedule = np.linspace(starting_epsilon, epsilon, schedule_length), eps_schedule[t] in
+    # epoch t while t < schedule_length, then epsilon; the learning rate: StepLR(25, 0.5) (FMNIST: (15, 0.1))
+    # stepped with epoch=max(t − schedule_length, 0) before each epoch
+    init_args = _config_init_args(config)
+    m = WongKolterTraining(DigitsCNN(width=1), **init_args)
+    schedule = np.linspace(start, eps, ramp)
+    step_size, gamma = (25, 0.5) if config.startswith("yale") else (15, 0.1)
+    lr = piecewise_constant(init_args["lr_schedule"], init_args["lr"])
+    for epoch in range(epochs):
+        study = float(schedule[epoch]) if epoch < ramp else eps
+        for batch in (0, 4, 9):  # constant within the epoch
+            assert _at(m, 10 * epoch + batch, 10).current_eps() == study
+        assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * gamma ** (max(epoch - ramp, 0) // step_size))
+
+
+def test_diffai_learning_rate_is_the_studys():
+    # Yale main.py adjust_learning_rate(epoch), epochs from 1: ×0.01 from 0.85·100, ×0.1 from 0.7·100; FMNIST none
+    for config in ("yale_diffai.yaml", "fmnist_diffai.yaml"):
+        init_args = _config_init_args(config)
+        lr = piecewise_constant(init_args.get("lr_schedule") or [], init_args["lr"])
+        for epoch in range(1, 101):
+            study = 1e-4 if config.startswith("fmnist") else 1e-4 * (0.01 if epoch >= 85 else 0.1 if epoch >= 70 else 1)
+            assert init_args["lr"] * lr(epoch - 1) == pytest.approx(study)
+
+
+def _wong_kolter_fit(tmp_path, callbacks, epochs, batches=2):
+    pl.seed_everything(0, verbose=False)
+    m = WongKolterTraining(DigitsCNN(width=1), eps=0.02, eps_start=0.002, ramp_epochs=10, projections=5, lr=3e-3)
+    dm = DigitsDataModule(batch_size=32, seed=0)
+    quiet_trainer(max_epochs=epochs, limit_train_batches=batches, limit_val_batches=0, default_root_dir=tmp_path,
+                  callbacks=callbacks).fit(m, dm)
+    return m, dm
+
+
+class _Recorder(pl.Callback):
+    """Each epoch's weights and whether best_robust.ckpt exists after it."""
+
+    def __init__(self, path):
+        self.path, self.weights, self.saved = path, [], []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.weights.append({k: v.clone() for k, v in pl_module.state_dict().items()})
+        self.saved.append(self.path.exists())
+
+
+def test_best_robust_keeps_the_strictly_lowest_epoch(tmp_path, monkeypatch):
+    errors = [1.0, 0.6, 0.6, 0.4, 0.4, 0.9]  # 1.0 is never kept (the study's best_err starts at 1); ties keep the first
+    best = BestRobustCheckpoint()
+    monkeypatch.setattr(best, "robust_error", lambda trainer, module: errors[trainer.current_epoch])
+    path = tmp_path / "checkpoints" / "best_robust.ckpt"
+    recorder = _Recorder(path)
+    _wong_kolter_fit(tmp_path, [best, recorder], len(errors))
+    assert recorder.saved == [False, True, True, True, True, True]
+    ckpt = torch.load(path, weights_only=False)
+    assert ckpt["epoch"] == 3 and best.best == 0.4
+    assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in recorder.weights[3].items())
+    assert not all(torch.equal(ckpt["state_dict"][k], v) for k, v in recorder.weights[4].items())
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_best_robust_error_is_the_studys(tmp_path, monkeypatch, shuffle):
+    import callbacks.best_robust as best_robust
+
+    calls = []
+
+    def spy(model, x, y, eps, method, **kwargs):
+        worst = worst_case_logits(model, x, y, eps, method, **kwargs)
+        calls.append(SimpleNamespace(x=x, y=y, eps=eps, method=method, training=model.training, worst=worst,
+                                     eps_trained=model.current_eps(), **kwargs))
+        return worst
+
+    monkeypatch.setattr(best_robust, "worst_case_logits", spy)
+    best = BestRobustCheckpoint(shuffle=shuffle, seed=3)
+    m, dm = _wong_kolter_fit(tmp_path, [best], 1, batches=10)
+    assert [len(c.y) for c in calls] == [5] * 22
+    # trained at the ramp's start, evaluated at the full ε, in evaluation mode, with the training's bound
+    assert {(c.eps_trained, c.eps, c.method, c.clip, c.projections, c.training) for c in calls} == {
+        (0.002, 0.02, "dual_projected", True, 5, False)}
+    indices = seeded_subset(len(dm.nonmembers()), 110, 3) if shuffle else torch.arange(110)
+    x, y = zip(*[dm.nonmembers()[i] for i in indices.tolist()])
+    assert torch.equal(torch.cat([c.x for c in calls]), torch.stack(x))
+    wrong = torch.cat([c.worst.argmax(dim=1) != c.y for c in calls]).float().mean()
+    assert float(m.trainer.callback_metrics["val/robust_error"]) == pytest.approx(float(wrong))
+    assert 0 < wrong < 1 and best.best == pytest.approx(float(wrong))
+
+
+def test_best_robust_selection_leaves_training_unchanged(tmp_path):
+    """Its evaluation draws nothing from the global random streams (even an unshuffled DataLoader would)."""
+    with_selection, _ = _wong_kolter_fit(tmp_path / "a", [BestRobustCheckpoint(num_points=20)], 2)
+    without, _ = _wong_kolter_fit(tmp_path / "b", [], 2)
+    assert all(torch.equal(v, without.state_dict()[k]) for k, v in with_selection.state_dict().items())
 
 
 @pytest.mark.parametrize("cls,kwargs", [(WongKolterTraining, {"eps": -1.0}), (DiffAITraining, {"domain": "octagon"}),
