@@ -10,20 +10,22 @@ Every score is taken in evaluation mode, as the study's released outputs were (P
 from __future__ import annotations
 
 import contextlib
+import random
 from typing import Callable, Iterator, Optional
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from privrob import rng
 from privrob.privacy.metrics import ExampleScores
 
 
 @contextlib.contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[None]:
     """Every module of ``model`` in eval mode for the duration, each module's own mode restored after, and the global
-    random streams (python, numpy, torch, CUDA) left exactly as they were found.
+    random streams (python, numpy, torch, and the CUDA generator of the model's device, by ``torch.random.fork_rng``)
+    left exactly as they were found.
 
     Eval mode makes a score a function of its example alone: batch norm uses its running statistics (and does not
     overwrite them with evaluation data), and a noise layer averages its seeded draws. Restoring the random streams
@@ -31,14 +33,17 @@ def evaluation_mode(model: nn.Module) -> Iterator[None]:
     global torch generator, which would shift every later random start, augmentation and noise draw.
     """
     modes = [(module, module.training) for module in model.modules()]
-    streams = rng.capture()
-    model.eval()
+    devices = [p.device for p in model.parameters() if p.device.type == "cuda"][:1]  # only the model's own GPU
+    numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
-        yield
+        with torch.random.fork_rng(devices=devices):
+            model.eval()
+            yield
     finally:
         for module, training in modes:
             module.training = training
-        rng.restore(streams)
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
 
 
 def seeded_subset(n: int, size: Optional[int], seed: int) -> torch.Tensor:
