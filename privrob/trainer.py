@@ -188,9 +188,7 @@ class PrivrobTrainer(pl.Trainer):
         for k in range(num_reference):
             torch.manual_seed(seed + k)
             ref = copy.deepcopy(template)
-            for module in ref.modules():
-                if hasattr(module, "reset_parameters"):
-                    module.reset_parameters()
+            ref.backbone.reset_parameters()  # a fresh draw of the config's initialisation scheme
             ref_data = copy.copy(datamodule)
             ref_data.member_indices, ref_data.nonmember_indices = pool[inside[k]], pool[~inside[k]]
             pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, max_epochs=reference_epochs,

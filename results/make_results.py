@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import re
 import sys
 from functools import lru_cache
@@ -34,6 +35,9 @@ HEADER = ("| method | source | train acc | test acc | adv train acc | adv test a
 BEFORE = RESULTS / "before_issue14"
 MOVED = (("train_acc", "train acc"), ("test_acc", "test acc"), ("adv_train_acc", "adv train acc"),
          ("adv_test_acc", "adv test acc"), ("I_B", "I_B"), ("I_A", "I_A"))
+#: members a config trains on: Yale's members_per_class (50) of each of 38 people; Fashion-MNIST's num_members of 60,000
+MEMBERS = {"yale": lambda data: 38 * data.get("members_per_class", 50),
+           "fmnist": lambda data: data.get("num_members") or 60000}
 #: the study's evaluation budgets: 0.0314 on Yale, 0.1 on Fashion-MNIST, 8/255 for IBP on Yale (original-study.md §3.1)
 EVAL_EPS = {"yale": 0.0314, "fmnist": 0.1, ("yale", "ibp"): 8 / 255}
 # benchmark file -> (command, [(printed key, target)])
@@ -69,18 +73,16 @@ def audit(run: str) -> dict:
 
 
 def final_step(run: str) -> int:
-    """The last optimizer step of ``configs/cpu/<run>.yaml``: its ``max_steps``, or else the step that the run's privacy
-    curve records after its last epoch, ``max_epochs`` − 1 (the callback always evaluates after the last epoch)."""
+    """The last optimizer step of ``configs/cpu/<run>.yaml``, from the config alone: its ``max_steps``, or its
+    ``max_epochs`` times the batches of an epoch (members / batch size, the last batch partial)."""
     import yaml
 
-    trainer = yaml.safe_load((ROOT / "configs" / "cpu" / f"{run}.yaml").read_text())["trainer"]
+    config = yaml.safe_load((ROOT / "configs" / "cpu" / f"{run}.yaml").read_text())
+    trainer, data = config["trainer"], config["data"]["init_args"]
     if trainer.get("max_steps", -1) > 0:
         return trainer["max_steps"]
-    last = list(csv.DictReader(open(RESULTS / "cpu" / run / "privacy_curve.csv")))[-1]
-    if int(last["epoch"]) != trainer["max_epochs"] - 1:
-        raise ValueError(f"results/cpu/{run}: the privacy curve ends at epoch {last['epoch']}, not at the config's "
-                         f"last epoch {trainer['max_epochs'] - 1}: the run did not finish")
-    return int(last["step"])
+    members = MEMBERS[run.split("_", 1)[0]](data)
+    return trainer["max_epochs"] * math.ceil(members / data["batch_size"])
 
 
 def check_audited(run: str) -> None:

@@ -27,7 +27,7 @@ for name in "$@"; do
     audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$run/checkpoints/last.ckpt"
            --output "$out/audit" "${audit_args[@]}")
     export OMP_NUM_THREADS=$threads WANDB_MODE=offline
-    commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- privrob callbacks configs || echo "+changes")
+    commit=$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo "+changes")
     t0=$(date +%s.%N); "${fit[@]}" > "$run/fit.log" 2>&1; t1=$(date +%s.%N)
     mkdir -p "$out"   # only once the fit succeeded: a failed run leaves nothing in results/
     "${audit[@]}" > "$run/audit.log" 2>&1; t2=$(date +%s.%N)

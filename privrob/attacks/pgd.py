@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from privrob.attacks.steps import STEPS, AttackStep
+from privrob.modes import modes_kept
 
 LossName = Literal["ce", "kl"]
 BNMode = Literal["eval", "train"]
@@ -30,16 +31,12 @@ def check_bn_mode(bn_mode: str) -> None:
 
 @contextlib.contextmanager
 def attack_mode(model: nn.Module, bn_mode: BNMode = "eval") -> Iterator[None]:
-    """Eval mode (train mode with ``bn_mode="train"``), gradients on, inference mode off, for the duration; the
-    model's mode is restored after."""
+    """Eval mode (train mode with ``bn_mode="train"``), gradients on, inference mode off, for the duration; each
+    module's mode is restored after."""
     check_bn_mode(bn_mode)
-    was_training = model.training
-    model.train(bn_mode == "train")
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            yield
-    finally:
-        model.train(was_training)
+    with modes_kept(model), torch.inference_mode(False), torch.enable_grad():
+        model.train(bn_mode == "train")
+        yield
 
 
 def _loss_fn(model: nn.Module, x0: torch.Tensor, loss: Union[LossName, Callable]) -> Callable:

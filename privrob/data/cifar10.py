@@ -21,8 +21,10 @@ TEST_FILES = ["test_batch"]
 
 
 class CIFAR10DataModule(StandardSplitDataModule):
-    """CIFAR10, (3, 32, 32) in [0, 1]. Training batches get random crop (pad 4) and horizontal flip, as in the
-    study (``augment=True``); membership inference and evaluation never augment."""
+    """CIFAR10, (3, 32, 32) in [0, 1]. Training batches get a random 32x32 crop of the image zero-padded by
+    ``crop_padding`` on each side and a horizontal flip, as in the study (``augment=True``); membership inference and
+    evaluation never augment. The study's TF runs (natural, PGD, WRM: cifar10_challenge's
+    ``resize_image_with_crop_or_pad`` to 36x36) pad by 2, its TRADES run (``RandomCrop(32, padding=4)``) by 4."""
 
     num_classes = 10
     input_shape = (3, 32, 32)
@@ -30,11 +32,13 @@ class CIFAR10DataModule(StandardSplitDataModule):
 
     def __init__(self, root: str = "data", augment: bool = True, batch_size: int = 128, eval_batch_size: int = 500,
                  num_workers: int = 0, seed: int = 0, download: bool = False, num_members: Optional[int] = None,
-                 num_nonmembers: Optional[int] = None) -> None:
+                 num_nonmembers: Optional[int] = None, crop_padding: int = 4) -> None:
         super().__init__(root, batch_size, eval_batch_size, num_workers, seed, download, num_members, num_nonmembers)
+        if crop_padding < 0:
+            raise ValueError(f"`crop_padding` must be non-negative, got {crop_padding}")
         self.augment = augment
         if augment:
-            self.train_transform = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()])
+            self.train_transform = v2.Compose([v2.RandomCrop(32, padding=crop_padding), v2.RandomHorizontalFlip()])
 
     def prepare_data(self) -> None:
         if self.download and not (self.root / "cifar-10-batches-py").is_dir():

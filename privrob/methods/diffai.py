@@ -6,6 +6,8 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrizations
 
 from privrob.bounds import worst_case_logits
 from privrob.methods.base import RobustTraining
@@ -32,6 +34,11 @@ class DiffAITraining(RobustTraining):
         eval_batches_per_epoch: E (the study's test passes over 500 training and 500 test images: Yale 25 + 25
             batches of 20, Fashion-MNIST 50 + 50 of 100; 0 counts optimizer steps only).
         clip_input: intersect the box with [0, 1] (the study does not).
+        weight_norm: train every convolution and linear layer in DiffAI's weight-norm parametrisation
+            w = g·v/‖v‖ (one scalar g per layer, ``nn.utils.weight_norm(dim=None)`` in its ``components.py``,
+            applied before the optimizer is built), so that Adam and the gradient clipping act on (g, v, bias), and
+            clamp g to ±``max_weight_norm`` after every step (``--max-norm``, 10,000), as the study's ``clip_norm``.
+        max_weight_norm: that bound on g.
         **kwargs: see :class:`~privrob.methods.base.RobustTraining`.
     """
 
@@ -39,8 +46,15 @@ class DiffAITraining(RobustTraining):
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.1, domain: Literal["box", "zonotope"] = "box",
                  robust_weight: float = 0.2, warmup_epochs: int = 19, ramp_epochs: int = 30,
-                 eval_batches_per_epoch: int = 0, clip_input: bool = False, **kwargs) -> None:
+                 eval_batches_per_epoch: int = 0, clip_input: bool = False, weight_norm: bool = True,
+                 max_weight_norm: float = 10000.0, **kwargs) -> None:
         super().__init__(backbone, **kwargs)
+        if max_weight_norm <= 0:
+            raise ValueError(f"`max_weight_norm` must be positive, got {max_weight_norm}")
+        if weight_norm:
+            for layer in backbone.modules():
+                if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                    parametrizations.weight_norm(layer, dim=None)
         if eps < 0 or robust_weight < 0:
             raise ValueError(f"`eps` and `robust_weight` must be non-negative, got {eps} and {robust_weight}")
         if domain not in ("box", "zonotope"):
@@ -68,3 +82,11 @@ class DiffAITraining(RobustTraining):
         robust = F.softplus(worst)
         robust = robust.sum() if hp.loss_reduction == "sum" else robust.mean()
         return (hp.robust_weight * robust + clean) / (hp.robust_weight + 1), logits
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.hparams.weight_norm:
+            bound = self.hparams.max_weight_norm
+            with torch.no_grad():
+                for module in self.backbone.modules():
+                    if hasattr(module, "parametrizations"):
+                        module.parametrizations.weight.original0.clamp_(-bound, bound)

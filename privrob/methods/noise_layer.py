@@ -56,8 +56,9 @@ class SensitivityNormalization(nn.Module):
 
 class NoiseLayerTraining(RobustTraining):
     """PixelDP: cross-entropy of the noisy network; predictions (eval mode) average softmax over ``eval_draws`` noise
-    draws from a generator seeded with ``noise_seed`` at every call (deterministic), returned as log-probabilities,
-    so membership inference scores the averaged prediction.
+    draws from a generator seeded with ``noise_seed`` at every call (deterministic; each draw shared by every example
+    of the batch, so a prediction does not depend on the batch), returned as log-probabilities, so membership
+    inference scores the averaged prediction.
 
     Args:
         mechanism: ``gaussian`` (l_2 attacks) or ``laplace`` (l_1 attacks).
@@ -84,10 +85,13 @@ class NoiseLayerTraining(RobustTraining):
         self._generator: Optional[torch.Generator] = None
 
     def _add_noise(self, module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+        # evaluation: one seeded draw shared by the batch, so that an example's prediction does not depend on its
+        # place in the batch or on the batch's size
+        shape = output.shape if self._generator is None else (1, *output.shape[1:])
         if self.hparams.mechanism == "gaussian":
-            noise = torch.randn(output.shape, generator=self._generator, device="cpu", dtype=output.dtype)
+            noise = torch.randn(shape, generator=self._generator, device="cpu", dtype=output.dtype)
         else:
-            u = torch.rand(output.shape, generator=self._generator, device="cpu", dtype=output.dtype) - 0.5
+            u = torch.rand(shape, generator=self._generator, device="cpu", dtype=output.dtype) - 0.5
             noise = -torch.sign(u) * torch.log1p(-2 * u.abs())  # Laplace(0, 1) by inversion
         return output + self.scale * noise.to(output.device)
 

@@ -118,6 +118,13 @@ class CifarResNet(nn.Module):
         self.bn, self.act = _batch_norm(filters[3]), _activation(leaky_relu)
         self.pool, self.flatten = nn.AdaptiveAvgPool2d(1), nn.Flatten()
         self.fc = nn.Linear(filters[3], num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Madry's initialisation (``tf``), fresh batch-norm parameters and statistics."""
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_parameters()
         tf_init_(list(self.modules()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

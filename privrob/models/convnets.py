@@ -97,12 +97,24 @@ def conv_stack(
     return layers
 
 
+class ConvStack(nn.Sequential):
+    """The layers of :func:`conv_stack`, remembering their initialisation scheme so that
+    :meth:`reset_parameters` draws a fresh network as its config builds it (LiRA's reference models)."""
+
+    def __init__(self, layers: list[nn.Module], init: str) -> None:
+        super().__init__(*layers)
+        self.init = init
+
+    def reset_parameters(self) -> None:
+        INITIALISATIONS[self.init](list(self))
+
+
 def _check_width(width: int) -> None:
     if not isinstance(width, int) or width < 1:
         raise ValueError(f"`width` must be a positive integer, got {width!r}")
 
 
-class YaleCNN(nn.Sequential):
+class YaleCNN(ConvStack):
     """Yale Face network (§1.7 A/A′/F/H; D with ``stride2_kernel=4``): convs 4w, 4w(s2), 8w, 8w(s2), 16w, 16w(s2),
     32w, 32w(s2), then FC 200 and FC 38. ``width=2`` (the study's) gives channels 8, 8, 16, 16, 32, 32, 64, 64.
 
@@ -123,11 +135,11 @@ class YaleCNN(nn.Sequential):
         _check_width(width)
         spec = [(4 * width, 1), (4 * width, 2), (8 * width, 1), (8 * width, 2),
                 (16 * width, 1), (16 * width, 2), (32 * width, 1), (32 * width, 2)]
-        super().__init__(*conv_stack(1, tuple(input_size), spec, 200, num_classes, stride2_kernel, padding=padding,
-                                     conv_bias=conv_bias, init=init))
+        super().__init__(conv_stack(1, tuple(input_size), spec, 200, num_classes, stride2_kernel, padding=padding,
+                                    conv_bias=conv_bias, init=init), init)
 
 
-class FashionMNISTCNN(nn.Sequential):
+class FashionMNISTCNN(ConvStack):
     """Fashion-MNIST network (§1.7 B/B′/E/G/I): convs 16w, 16w, 16w(s2), 32w, 32w, 32w(s2), FC 200, FC 10.
     ``width=16`` (the study's) gives 256, 256, 256, 512, 512, 512. Input: (N, 1, 28, 28) in [0, 1]."""
 
@@ -135,11 +147,11 @@ class FashionMNISTCNN(nn.Sequential):
                  padding: Padding = "tf_same", conv_bias: bool = False, init: str = "tf") -> None:
         _check_width(width)
         spec = [(16 * width, 1), (16 * width, 1), (16 * width, 2), (32 * width, 1), (32 * width, 1), (32 * width, 2)]
-        super().__init__(*conv_stack(1, (28, 28), spec, 200, num_classes, stride2_kernel, padding=padding,
-                                     conv_bias=conv_bias, init=init))
+        super().__init__(conv_stack(1, (28, 28), spec, 200, num_classes, stride2_kernel, padding=padding,
+                                    conv_bias=conv_bias, init=init), init)
 
 
-class DigitsCNN(nn.Sequential):
+class DigitsCNN(ConvStack):
     """Small CNN for scikit-learn's 8x8 digits (the quickstart): convs 8w, 16w(s2), FC 64, FC 10.
     Input: (N, 1, 8, 8) in [0, 1]."""
 
@@ -148,7 +160,7 @@ class DigitsCNN(nn.Sequential):
         _check_width(width)
         layers = conv_stack(1, (8, 8), [(8 * width, 1), (16 * width, 2)], 64, num_classes, stride2_kernel,
                             padding=padding, conv_bias=conv_bias, init=init)
-        super().__init__(*layers)
+        super().__init__(layers, init)
 
 
 def output_shape(model: nn.Module, input_shape: Sequence[int]) -> torch.Size:

@@ -9,7 +9,8 @@ Each scheme takes a network's layers in order and initialises its ``Conv2d`` and
 * ``dual``: Wong and Kolter's models (``duality-based verification/*/model.py``): convolutions N(0, 2/(k·k·c_out)),
   zero biases; linear layers PyTorch's default.
 * ``ibp``: the IBP DNN (sonnet, ``interval_bound_propagation/src/model.py``): orthogonal weights, zero biases.
-* ``diffai``: DiffAI's ``components.py``: weights and biases uniform in ±1/sqrt(fan_in).
+* ``diffai``: DiffAI's ``components.py``: weights and biases uniform in ±1/sqrt(fan_in), which is exactly
+  PyTorch's default distribution (Kaiming uniform with a = sqrt(5), the same bias bound), so it is ``pytorch``.
 * ``pytorch``: PyTorch's default (``reset_parameters``).
 """
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 Layers = Sequence[nn.Module]
 
@@ -27,18 +30,38 @@ def _weighted(layers: Layers) -> list[nn.Module]:
     return [layer for layer in layers if isinstance(layer, (nn.Conv2d, nn.Linear))]
 
 
+def _fill(layer: nn.Module, name: str, fill: Callable[[torch.Tensor], object]) -> None:
+    """``fill`` (an in-place ``nn.init`` function) on ``layer.<name>``; through the parametrization when the tensor has
+    one (DiffAI's weight norm): a new value is drawn, then assigned, which sets the parametrization's originals."""
+    if parametrize.is_parametrized(layer, name):
+        value = torch.empty_like(getattr(layer, name))
+        fill(value)
+        with torch.no_grad():
+            setattr(layer, name, value)
+    else:
+        fill(getattr(layer, name))
+
+
 def _zero_bias(layer: nn.Module) -> None:
     if layer.bias is not None:
-        nn.init.zeros_(layer.bias)
+        _fill(layer, "bias", nn.init.zeros_)
+
+
+def _pytorch_default(layer: nn.Module) -> None:
+    """``Conv2d``/``Linear.reset_parameters`` (the same draws), also through a parametrization."""
+    _fill(layer, "weight", lambda w: nn.init.kaiming_uniform_(w, a=math.sqrt(5)))
+    if layer.bias is not None:
+        bound = 1 / math.sqrt(layer.weight[0].numel())
+        _fill(layer, "bias", lambda b: nn.init.uniform_(b, -bound, bound))
 
 
 def tf_init_(layers: Layers) -> None:
     """He fan-out normal convolutions, unit-scaling uniform linear layers, zero biases (TF ``model.py``)."""
     for layer in _weighted(layers):
         if isinstance(layer, nn.Conv2d):
-            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            _fill(layer, "weight", lambda w: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu"))
         else:
-            nn.init.kaiming_uniform_(layer.weight, nonlinearity="linear")
+            _fill(layer, "weight", lambda w: nn.init.kaiming_uniform_(w, nonlinearity="linear"))
         _zero_bias(layer)
 
 
@@ -47,11 +70,11 @@ def trades_init_(layers: Layers) -> None:
     weighted = _weighted(layers)
     for layer in weighted:
         if isinstance(layer, nn.Conv2d):
-            nn.init.kaiming_normal_(layer.weight)
+            _fill(layer, "weight", nn.init.kaiming_normal_)
             _zero_bias(layer)
         else:
-            layer.reset_parameters()
-    nn.init.zeros_(weighted[-1].weight)
+            _pytorch_default(layer)
+    _fill(weighted[-1], "weight", nn.init.zeros_)
     _zero_bias(weighted[-1])
 
 
@@ -59,35 +82,26 @@ def dual_init_(layers: Layers) -> None:
     """N(0, 2/(k·k·c_out)) convolutions with zero biases, PyTorch's default linear layers (Wong and Kolter)."""
     for layer in _weighted(layers):
         if isinstance(layer, nn.Conv2d):
-            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            _fill(layer, "weight", lambda w: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu"))
             _zero_bias(layer)
         else:
-            layer.reset_parameters()
+            _pytorch_default(layer)
 
 
 def ibp_init_(layers: Layers) -> None:
     """Orthogonal weights, zero biases (sonnet's defaults in the IBP code)."""
     for layer in _weighted(layers):
-        nn.init.orthogonal_(layer.weight)
+        _fill(layer, "weight", nn.init.orthogonal_)
         _zero_bias(layer)
-
-
-def diffai_init_(layers: Layers) -> None:
-    """Weights and biases uniform in ±1/sqrt(fan_in) (DiffAI's ``InferModule.reset_parameters``)."""
-    for layer in _weighted(layers):
-        bound = 1.0 / math.sqrt(layer.weight[0].numel())
-        nn.init.uniform_(layer.weight, -bound, bound)
-        if layer.bias is not None:
-            nn.init.uniform_(layer.bias, -bound, bound)
 
 
 def pytorch_init_(layers: Layers) -> None:
     """PyTorch's default initialisation."""
     for layer in _weighted(layers):
-        layer.reset_parameters()
+        _pytorch_default(layer)
 
 
 INITIALISATIONS: dict[str, Callable[[Layers], None]] = {
-    "tf": tf_init_, "trades": trades_init_, "dual": dual_init_, "ibp": ibp_init_, "diffai": diffai_init_,
+    "tf": tf_init_, "trades": trades_init_, "dual": dual_init_, "ibp": ibp_init_, "diffai": pytorch_init_,
     "pytorch": pytorch_init_,
 }

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from privrob.modes import modes_kept
 from privrob.privacy.metrics import ExampleScores
 
 
@@ -32,16 +33,13 @@ def evaluation_mode(model: nn.Module) -> Iterator[None]:
     makes an evaluation invisible to training: even an unshuffled ``DataLoader`` draws its base seed from the
     global torch generator, which would shift every later random start, augmentation and noise draw.
     """
-    modes = [(module, module.training) for module in model.modules()]
     devices = [p.device for p in model.parameters() if p.device.type == "cuda"][:1]  # only the model's own GPU
     numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
-        with torch.random.fork_rng(devices=devices):
+        with modes_kept(model), torch.random.fork_rng(devices=devices):
             model.eval()
             yield
     finally:
-        for module, training in modes:
-            module.training = training
         np.random.set_state(numpy_state)
         random.setstate(python_state)
 

@@ -45,3 +45,15 @@ def test_pgd_bad_arguments(trained_digits):
         pgd(model, x, y, eps=0.1, steps=1, step_size=0.1, norm="l7")
     with pytest.raises(ValueError, match="exactly one"):
         pgd(model, x, y, eps=0.1, steps=1)
+
+
+def test_an_attack_restores_each_modules_own_mode():
+    from privrob.models import CifarResNet
+
+    model = CifarResNet(width=1, units_per_stage=1).train()
+    model.units[0].bn1.eval()  # a frozen batch norm inside a training model
+    before = [m.training for m in model.modules()]
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    for bn_mode in ("eval", "train"):
+        pgd(model, x, y, eps=0.03, steps=1, rel_step_size=1.0, bn_mode=bn_mode)
+        assert [m.training for m in model.modules()] == before

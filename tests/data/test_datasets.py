@@ -43,6 +43,19 @@ def test_cifar10_augments_training_only(cifar_root):
     assert torch.equal(dm.members()[0][0], dm.members()[0][0])
 
 
+@pytest.mark.parametrize("padding", [2, 4])
+def test_cifar10_crop_padding(cifar_root, padding):
+    """The study's TF runs crop from the image padded to 36x36 (2 per side), its TRADES run from 40x40 (4)."""
+    dm = CIFAR10DataModule(root=str(cifar_root), crop_padding=padding)
+    torch.manual_seed(0)
+    shifts = set()
+    for _ in range(200):
+        crop = dm.train_transform(torch.ones(3, 32, 32))
+        rows, cols = crop[0].sum(1) == 0, crop[0].sum(0) == 0
+        shifts.add(max(int(rows.sum()), int(cols.sum())))
+    assert max(shifts) == padding
+
+
 def test_digits_half_split():
     dm = DigitsDataModule(seed=0)
     dm.setup()

@@ -281,3 +281,26 @@ def test_bad_arguments(cls, kwargs):
     with pytest.raises(ValueError) as e:
         cls(DigitsCNN(width=1), **kwargs)
     assert "\n" not in str(e.value)
+
+
+def test_diffai_trains_in_the_weight_norm_parametrisation():
+    """DiffAI's components.py: nn.utils.weight_norm(dim=None) on every layer before Adam is built, g clamped after each
+    step (clip_norm); the optimizer's parameters are (g, v, bias), so a step differs from one on w."""
+    torch.manual_seed(0)
+    m = DiffAITraining(DigitsCNN(width=1, init="diffai", padding="one", conv_bias=True), eps=0.05, max_weight_norm=2.0)
+    names = [n for n, _ in m.named_parameters()]
+    assert sum(n.endswith("original0") for n in names) == 4 and not any(n.endswith(".weight") for n in names)
+    torch.manual_seed(0)
+    plain = DiffAITraining(DigitsCNN(width=1, init="diffai", padding="one", conv_bias=True), eps=0.05,
+                           weight_norm=False)
+    layers = [l for l in m.backbone if isinstance(l, (torch.nn.Conv2d, torch.nn.Linear))]
+    plain_layers = [l for l in plain.backbone if isinstance(l, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert all(torch.allclose(a.weight, b.weight) for a, b in zip(layers, plain_layers))  # same function at init
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    for model in (m, plain):
+        opt = torch.optim.Adam(model.parameters(), lr=0.1)
+        model.training_loss(x, y)[0].backward()
+        opt.step()
+    assert not torch.allclose(layers[0].weight, plain_layers[0].weight, atol=1e-4)
+    m.on_train_batch_end(None, None, 0)
+    assert all(abs(float(l.parametrizations.weight.original0)) <= 2.0 for l in layers)

@@ -242,3 +242,61 @@ def test_diffai_initialisation():
         bound = layer.weight[0].numel() ** -0.5
         assert layer.weight.abs().max().item() <= bound and layer.bias.abs().max().item() <= bound
         assert layer.weight.var().item() == pytest.approx(bound ** 2 / 3, rel=0.1) and layer.bias.any()
+
+
+def test_diffai_initialisation_is_pytorchs_default():
+    """Uniform in ±1/sqrt(fan_in) for weights and biases is PyTorch's own default: the same draws."""
+    torch.manual_seed(0)
+    diffai = YaleCNN(init="diffai", padding="one", conv_bias=True).state_dict()
+    torch.manual_seed(0)
+    pytorch = YaleCNN(init="pytorch", padding="one", conv_bias=True).state_dict()
+    assert all(torch.equal(diffai[k], pytorch[k]) for k in diffai)
+
+
+def _perturbed(net):
+    with torch.no_grad():
+        for t in list(net.parameters()) + [b for b in net.buffers() if b.is_floating_point()]:
+            t.add_(1.0)
+    return net
+
+
+def _orthogonal(w):
+    w = w.flatten(1)
+    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    return torch.allclose(gram, torch.eye(len(gram)), atol=1e-4)
+
+
+@pytest.mark.parametrize("make, scheme_holds", [
+    (lambda: YaleCNN(width=1, init="trades", padding="one", conv_bias=True),
+     lambda net: not net[-1].weight.any() and not net[-1].bias.any()),
+    (lambda: DigitsCNN(width=1, init="ibp", conv_bias=True),
+     lambda net: all(_orthogonal(l.weight) and not l.bias.any() for l in _weighted(net))),
+    (lambda: CifarResNet(width=1, units_per_stage=1),
+     lambda net: not net.fc.bias.any() and not net.bn.running_mean.any() and bool((net.bn.running_var == 1).all())),
+])
+def test_reset_parameters_draws_the_configs_scheme_again(make, scheme_holds):
+    """LiRA's reference models are fresh draws of the config's initialisation, not PyTorch's default."""
+    net = make()
+    torch.manual_seed(1)
+    net.reset_parameters()
+    first = {k: v.clone() for k, v in net.state_dict().items()}
+    assert scheme_holds(net)
+    torch.manual_seed(1)
+    _perturbed(net).reset_parameters()
+    assert all(torch.equal(first[k], v) for k, v in net.state_dict().items())  # everything drawn again
+
+
+def test_reset_parameters_through_a_weight_norm_parametrisation():
+    from torch.nn.utils import parametrizations
+
+    net = DigitsCNN(width=1, init="tf")
+    torch.manual_seed(1)
+    net.reset_parameters()
+    plain = [l.weight.detach().clone() for l in _weighted(net)]
+    for layer in _weighted(net):
+        parametrizations.weight_norm(layer, dim=None)
+    torch.manual_seed(1)
+    _perturbed(net).reset_parameters()
+    for layer, weight in zip(_weighted(net), plain):
+        assert torch.allclose(layer.weight, weight, atol=1e-6)  # the scheme's draw, set through (g, v)
+        assert float(layer.parametrizations.weight.original0) == pytest.approx(float(weight.norm()), rel=1e-5)

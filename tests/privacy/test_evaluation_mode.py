@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from pytorch_lightning import Callback
 
 from callbacks import MembershipInference
 from privrob.data import CIFAR10DataModule, DigitsDataModule
 from privrob.methods import NoiseLayerTraining, PGDTraining
 from privrob.models import CifarResNet, DigitsCNN
-from privrob.privacy import Benign, evaluation_mode, score_examples, true_label_confidence
+from privrob.privacy import Benign, score_examples, true_label_confidence
 from privrob.privacy.audit import evaluate_membership
 from privrob.privacy.lira import statistics
 from privrob.privacy.strategies import build_strategy
@@ -159,16 +160,27 @@ def test_an_audit_leaves_the_loaded_model_untouched(tmp_path, cifar):
     assert identical(snapshot(fresh), saved)
 
 
-def test_pixeldp_scores_are_the_seeded_average(trained_digits):
+def test_pixeldp_scores_are_the_seeded_average_whatever_the_batch(trained_digits):
     _, dm = trained_digits
     torch.manual_seed(0)
     model = NoiseLayerTraining(DigitsCNN(width=1), eval_draws=5, noise_seed=3).train()
     members = dm.members()
     x = torch.stack([members[i][0] for i in range(10)])
     y = torch.tensor([members[i][1] for i in range(10)])
-    with evaluation_mode(model):
-        average = true_label_confidence(model(x), y, from_logits=True)
-    got = score_examples(model, members, torch.arange(10), Benign(), 10, torch.device("cpu")).compute()["scores"]
-    assert torch.allclose(got.float(), average, atol=1e-6)
+    # the seeded average written out: draw k of the noise generator, added after the first layer, for every example
+    generator, first = torch.Generator().manual_seed(3), model.first_layer[0]
+    layers = list(model.backbone)
+    probs = 0
+    with torch.no_grad():
+        for _ in range(5):
+            h = F.conv2d(x, first.weight, first.bias, first.stride, first.padding)  # without the layer's noise hook
+            h = h + model.scale * torch.randn((1, *h.shape[1:]), generator=generator)
+            for layer in layers[layers.index(first) + 1:]:
+                h = layer(h)
+            probs = probs + torch.softmax(h, dim=1)
+    average = (probs / 5).gather(1, y[:, None]).squeeze(1)
+    for batch_size in (10, 3):
+        got = score_examples(model, members, torch.arange(10), Benign(), batch_size, torch.device("cpu")).compute()
+        assert torch.allclose(got["scores"].float(), average, atol=1e-5), batch_size
     one_draw = true_label_confidence(model(x), y, from_logits=True)  # training mode: one unseeded draw
     assert not torch.allclose(one_draw, average, atol=1e-3)
