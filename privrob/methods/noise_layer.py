@@ -53,6 +53,10 @@ class SensitivityNormalization(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight / sensitivity(weight, self.norm).clamp(min=1.0)
 
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        """Assigning a weight stores it as drawn, as at construction (a re-initialisation goes through here)."""
+        return weight
+
 
 class NoiseLayerTraining(RobustTraining):
     """PixelDP: cross-entropy of the noisy network; predictions (eval mode) average softmax over ``eval_draws`` noise

@@ -57,3 +57,14 @@ def test_trains_on_digits():
     trainer = quiet_trainer(max_epochs=5)
     trainer.fit(model, DigitsDataModule(batch_size=32))
     assert float(trainer.callback_metrics["val/acc"]) > 0.5  # chance is 0.1
+
+
+def test_a_pixeldp_backbone_can_be_drawn_again():
+    """LiRA's reference models re-initialise the backbone through the first layer's normalisation."""
+    torch.manual_seed(0)
+    m = NoiseLayerTraining(DigitsCNN(width=1))
+    first = m.first_layer[0]
+    before = first.parametrizations.weight.original.clone()
+    m.backbone.reset_parameters()
+    after = first.parametrizations.weight.original
+    assert not torch.equal(before, after) and float(sensitivity(first.weight, 2)) <= 1.0 + 1e-5
