@@ -192,6 +192,7 @@ class PrivrobTrainer(pl.Trainer):
             ref_data = copy.copy(datamodule)
             ref_data.member_indices, ref_data.nonmember_indices = pool[inside[k]], pool[~inside[k]]
             pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, max_epochs=reference_epochs,
+                       gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm=self.gradient_clip_algorithm,
                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0).fit(ref, ref_data)
             reference.append(statistics(ref, images, labels))

@@ -35,8 +35,9 @@ HEADER = ("| method | source | train acc | test acc | adv train acc | adv test a
 BEFORE = RESULTS / "before_issue14"
 MOVED = (("train_acc", "train acc"), ("test_acc", "test acc"), ("adv_train_acc", "adv train acc"),
          ("adv_test_acc", "adv test acc"), ("I_B", "I_B"), ("I_A", "I_A"))
-#: members a config trains on: Yale's members_per_class (50) of each of 38 people; Fashion-MNIST's num_members of 60,000
-MEMBERS = {"yale": lambda data: 38 * data.get("members_per_class", 50),
+#: members a config trains on (one device): num_members, else Yale's members_per_class (50) of each of 38 people and
+#: Fashion-MNIST's 60,000
+MEMBERS = {"yale": lambda data: data.get("num_members") or 38 * data.get("members_per_class", 50),
            "fmnist": lambda data: data.get("num_members") or 60000}
 #: the study's evaluation budgets: 0.0314 on Yale, 0.1 on Fashion-MNIST, 8/255 for IBP on Yale (original-study.md §3.1)
 EVAL_EPS = {"yale": 0.0314, "fmnist": 0.1, ("yale", "ibp"): 8 / 255}

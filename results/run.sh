@@ -14,6 +14,9 @@ threads=${PRIVROB_THREADS:-1}
 for name in "$@"; do
     [ -f "configs/cpu/$name.yaml" ] || { echo "results/run.sh: no config configs/cpu/$name.yaml" >&2; exit 2; }
 done
+code_state() {   # the commit, and "+changes" if the package, callbacks or configs differ from it (untracked too)
+    echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
+}
 for name in "$@"; do
     run=runs/cpu/$name out=results/cpu/$name
     mkdir -p "$run"
@@ -27,9 +30,11 @@ for name in "$@"; do
     audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$run/checkpoints/last.ckpt"
            --output "$out/audit" "${audit_args[@]}")
     export OMP_NUM_THREADS=$threads WANDB_MODE=offline
-    commit=$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo "+changes")
+    commit=$(code_state)
     t0=$(date +%s.%N); "${fit[@]}" > "$run/fit.log" 2>&1; t1=$(date +%s.%N)
     mkdir -p "$out"   # only once the fit succeeded: a failed run leaves nothing in results/
+    audited=$(code_state)
+    [ "$audited" = "$commit" ] || commit="$commit (audit: $audited)"   # the code changed while it trained
     "${audit[@]}" > "$run/audit.log" 2>&1; t2=$(date +%s.%N)
     cp "$run/privacy_curve.csv" "$out/"
     "$PY" - "$out/run.json" "$t0" "$t1" "$t2" "$threads" "${fit[*]}" "${audit[*]}" "$commit" <<'PYEOF'

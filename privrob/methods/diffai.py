@@ -54,6 +54,9 @@ class DiffAITraining(RobustTraining):
         if weight_norm:
             for layer in backbone.modules():
                 if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                    if not layer.weight.any():
+                        raise ValueError("`weight_norm` needs non-zero initial weights (w = g·v/‖v‖); this "
+                                         "backbone's initialisation zeroes a layer (init: trades?)")
                     parametrizations.weight_norm(layer, dim=None)
         if eps < 0 or robust_weight < 0:
             raise ValueError(f"`eps` and `robust_weight` must be non-negative, got {eps} and {robust_weight}")

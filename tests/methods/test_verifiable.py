@@ -304,3 +304,9 @@ def test_diffai_trains_in_the_weight_norm_parametrisation():
     assert not torch.allclose(layers[0].weight, plain_layers[0].weight, atol=1e-4)
     m.on_train_batch_end(None, None, 0)
     assert all(abs(float(l.parametrizations.weight.original0)) <= 2.0 for l in layers)
+
+
+def test_diffai_weight_norm_refuses_a_zeroed_layer():
+    with pytest.raises(ValueError, match="weight_norm"):
+        DiffAITraining(DigitsCNN(width=1, init="trades", padding="one", conv_bias=True))
+    DiffAITraining(DigitsCNN(width=1, init="trades", padding="one", conv_bias=True), weight_norm=False)
