@@ -30,7 +30,7 @@ start() {
     if [[ ! -S /run/munge/munge.socket.2 ]] || ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
         install -d -o munge -g munge -m 0755 /run/munge
         runuser -u munge -- /usr/sbin/munged
-        cp /run/munge/munged.pid "$state/munged.pid"
+        keep_pid /run/munge/munged.pid munged
     fi
     mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm
     cat > /etc/slurm/slurm.conf <<CONF
@@ -68,13 +68,22 @@ Waittime=0
 $(slurmd -C | head -1) State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-    slurmctld && cp /run/slurmctld.pid "$state/slurmctld.pid"
-    slurmd && cp /run/slurmd.pid "$state/slurmd.pid"
+    slurmctld && keep_pid /run/slurmctld.pid slurmctld
+    slurmd && keep_pid /run/slurmd.pid slurmd
     for _ in $(seq 120); do
         [[ "$(sinfo -h -n "$host" -o %t 2>/dev/null)" == idle ]] && { echo ready; return 0; }
         sleep 0.5
     done
     echo "local_cluster.sh: node $host did not become idle (see /var/log/slurm/)" >&2
+    exit 3
+}
+
+keep_pid() {   # a daemon writes its pid file after forking: wait for it (seconds on a loaded machine), then keep it
+    for _ in $(seq 120); do
+        [[ -s "$1" ]] && { cp "$1" "$state/$2.pid"; return 0; }
+        sleep 0.5
+    done
+    echo "local_cluster.sh: $2 wrote no pid file $1" >&2
     exit 3
 }
 

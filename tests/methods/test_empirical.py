@@ -126,7 +126,7 @@ def test_trades_eps_ramp_starts_from_the_clean_loss():
     assert ramped.ramped_eps() == 0.0 and full.ramped_eps() == 0.1
     clean = ramped.cross_entropy(ramped(x), y)
     assert float(ramped.training_loss(x, y)[0]) == pytest.approx(float(clean), abs=1e-6)  # KL(p(x) ‖ p(x)) = 0
-    assert float(full.training_loss(x, y)[0]) > float(clean) + 1e-4
+    assert float(full.training_loss(x, y)[0]) > float(clean) + 1e-5  # KL > 0 (small: the TF init's flat outputs)
     with pytest.raises(ValueError, match="eps_ramp_steps"):
         TRADESTraining(DigitsCNN(width=1), eps_ramp_steps=-1)
 
