@@ -94,8 +94,8 @@ def test_measured_rows_equal_their_results_files(tables):
                 assert float(row[column]) == pytest.approx(strategies[strategy][key], abs=5e-5), (audit, column)
             info = json.loads((run / "run.json").read_text())
             fit, aud = re.fullmatch(r"([0-9.]+) min \+ ([0-9.]+) min", row["fit + audit time"]).groups()
-            assert float(fit) == pytest.approx(info["fit_seconds"] / 60, abs=0.05)
-            assert float(aud) == pytest.approx(info["audit_seconds"] / 60, abs=0.05)
+            assert float(fit) == pytest.approx(info["fit_seconds"] / 60, abs=0.051)  # one decimal: off by up to 0.05
+            assert float(aud) == pytest.approx(info["audit_seconds"] / 60, abs=0.051)
             assert config in info["fit_command"]
             checked += 1
     assert checked >= 4
