@@ -14,7 +14,6 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
-from privrob import rng
 
 SIGNALS = {"SIGUSR1": signal.SIGUSR1, "SIGUSR2": signal.SIGUSR2, "SIGTERM": signal.SIGTERM}
 
@@ -31,13 +30,12 @@ class RequeueOnSignal(Callback):
     handler off (``SLURMEnvironment.auto_requeue = False``) and instead: the signal (``SIGUSR1``, which
     ``#SBATCH --signal=SIGUSR1@90`` sends to the ``srun`` step) only sets a flag; at the next training-batch end, once
     any rank has seen it, every rank joins in saving ``<dirpath>/preempt.ckpt`` (weights, optimizer, scheduler, loop
-    and data-loader position, the member/non-member split, and this callback's state: the python, numpy, torch and
-    CUDA generators), rank 0 runs ``scontrol requeue $SLURM_JOB_ID`` (when inside a job), and the process exits 0.
+    and data-loader position, the member/non-member split, and the python, numpy, torch and CUDA generators that
+    :class:`~privrob.methods.RobustTraining` saves in every checkpoint), rank 0 runs ``scontrol requeue $SLURM_JOB_ID`` (when inside a job), and the process exits 0.
     ``sbatch/fit.sbatch`` resumes from that file when it exists.
 
     The generators are restored at the start of the first batch after resuming, so an uninterrupted run and a
-    preempted one draw the same numbers (exactly, when data loading itself draws none from the global generators,
-    e.g. without random augmentation or with worker processes).
+    preempted one draw the same numbers (exactly when loading a batch draws nothing: without random augmentation).
 
     Args:
         dirpath: folder of ``preempt.ckpt`` (default: ``<default_root_dir>/checkpoints``).
@@ -50,7 +48,6 @@ class RequeueOnSignal(Callback):
             raise ValueError(f"`signal_name` can be {', '.join(SIGNALS)}, got {signal_name!r}")
         self.dirpath, self.signal_name, self.requeue = dirpath, signal_name, requeue
         self.requested = False
-        self._pending_rng: Optional[dict] = None
 
     def checkpoint_path(self, trainer: pl.Trainer) -> Path:
         return Path(self.dirpath or Path(trainer.default_root_dir) / "checkpoints") / "preempt.ckpt"
@@ -69,13 +66,6 @@ class RequeueOnSignal(Callback):
         signal.signal(SIGNALS[self.signal_name], self._on_signal)
 
     @override
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
-        if self._pending_rng is not None:
-            rng.restore(self._pending_rng)
-            self._pending_rng = None
-
-    @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         # stop every process if any process was signalled
@@ -92,11 +82,3 @@ class RequeueOnSignal(Callback):
                 if result.returncode != 0:
                     rank_zero_warn(f"scontrol requeue {job} failed: {result.stderr.strip()}")
         raise Preempted(0)
-
-    @override
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": rng.capture()}
-
-    @override
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending_rng = state_dict.get("rng")

@@ -83,6 +83,7 @@ class MembershipDataModule(pl.LightningDataModule):
         self.labels: Optional[torch.Tensor] = None
         self.member_indices: Optional[torch.Tensor] = None
         self.nonmember_indices: Optional[torch.Tensor] = None
+        self._shuffle_generator: Optional[torch.Generator] = None
 
     # -- what a dataset provides ---------------------------------------------------------------------------
     def _load_pool(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,19 +119,26 @@ class MembershipDataModule(pl.LightningDataModule):
         return indices[torch.randperm(len(indices), generator=generator)[:n]].sort().values
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The split, as int64 tensors (loadable with ``torch.load(weights_only=True)``)."""
+        """The split, as int64 tensors, and the shuffling generator's state once training has begun (loadable with
+        ``torch.load(weights_only=True)``)."""
         if self.member_indices is None:
             return {}
-        return {"member_indices": self.member_indices.clone(), "nonmember_indices": self.nonmember_indices.clone(),
-                "seed": torch.tensor(self.seed, dtype=torch.int64)}
+        state = {"member_indices": self.member_indices.clone(), "nonmember_indices": self.nonmember_indices.clone(),
+                 "seed": torch.tensor(self.seed, dtype=torch.int64)}
+        if self._shuffle_generator is not None:
+            state["shuffle_generator"] = self._shuffle_generator.get_state()
+        return state
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Use the split saved in a checkpoint instead of drawing one."""
+        """Use the split (and the shuffling generator) saved in a checkpoint instead of drawing them."""
         if "member_indices" not in state_dict:
             return
         self.member_indices = state_dict["member_indices"].long()
         self.nonmember_indices = state_dict["nonmember_indices"].long()
         self.seed = int(state_dict["seed"])
+        if "shuffle_generator" in state_dict:
+            self._shuffle_generator = torch.Generator()
+            self._shuffle_generator.set_state(state_dict["shuffle_generator"])
 
     # -- datasets and loaders -------------------------------------------------------------------------------
     def _dataset(self, indices: Optional[torch.Tensor], transform=None) -> ImageTensorDataset:
@@ -156,10 +164,21 @@ class MembershipDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> StatefulDataLoader:
         """The members, shuffled, through torchdata's ``StatefulDataLoader``: Lightning saves its position in the
-        checkpoint, so a run resumed mid-epoch sees the rest of the same epoch's order."""
+        checkpoint, so a run resumed mid-epoch sees the rest of the same epoch's order.
+
+        The shuffling generator (torchdata's sampler seeds its own from one draw of the global generator when the
+        first loader is built) is kept across loaders and saved in :meth:`state_dict`: a run resumed from a
+        checkpoint taken at an epoch end, whose loader Lightning builds afresh, draws the next epoch's order from
+        where the uninterrupted run's generator stood, and building it draws nothing from the global generators.
+        """
         dataset = self._dataset(self.member_indices, self.train_transform)
-        return StatefulDataLoader(dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                                  persistent_workers=self.num_workers > 0)
+        with torch.random.fork_rng(devices=[], enabled=self._shuffle_generator is not None):  # its seed is unused
+            loader = StatefulDataLoader(dataset, batch_size=self.batch_size, shuffle=True,
+                                        num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        if self._shuffle_generator is None:
+            self._shuffle_generator = loader.sampler.generator
+        loader.sampler.generator = self._shuffle_generator
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.nonmembers(), self.eval_batch_size)

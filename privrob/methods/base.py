@@ -8,11 +8,13 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from privrob import rng
 from privrob.methods.schedules import linear_ramp
 from privrob.privacy.evaluation import score_examples, seeded_subset, shard
 from privrob.privacy.strategies import Adversarial, Strategy, Verified, bound_methods_of
@@ -47,6 +49,12 @@ class RobustTraining(pl.LightningModule):
 
     Verifiable methods set the class attribute ``certified_methods``; the membership-inference callback then adds
     I_V by default.
+
+    Every checkpoint of it, whoever writes it (``RunCheckpoint``, the preemption callback, ``trainer.save_checkpoint``),
+    carries the python, numpy, torch and CUDA generators (``checkpoint["rng"]``), and a fit resumed from it restores
+    them where the uninterrupted run stood: at the next epoch's start for a checkpoint taken at an epoch end (before
+    the epoch's loader draws its shuffle and base seed), else at the next batch's start. Exact when data loading
+    draws in this process (``num_workers`` 0); augmentation drawn in worker processes is not restored.
 
     Args:
         backbone: the network, (N, C, H, W) in [0, 1] → (N, classes) logits.
@@ -95,6 +103,7 @@ class RobustTraining(pl.LightningModule):
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone
         self.train_acc, self.val_acc, self.test_acc = MeanMetric(), MeanMetric(), MeanMetric()
+        self._pending_rng: Optional[dict] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
@@ -171,6 +180,25 @@ class RobustTraining(pl.LightningModule):
         rows = score_examples(self, nonmembers, shard(subset, self.global_rank, self.trainer.world_size), strategy,
                               datamodule.eval_batch_size, self.device).compute()
         return rows["correct"].double().mean().float()
+
+    # -- exact resume ---------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        at_epoch_end = self._trainer is None or self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        checkpoint["rng"] = {"state": rng.capture(), "at_epoch_end": bool(at_epoch_end)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("rng")
+        if saved is None or self._trainer is None or self.trainer.state.fn != TrainerFn.FITTING:
+            return  # weights loaded outside a resumed fit leave the generators alone
+        if saved["at_epoch_end"]:
+            rng.restore(saved["state"])  # before the next epoch's loader is built and draws
+        else:
+            self._pending_rng = saved["state"]  # the loader is rebuilt at the saved position: restore after it
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self._pending_rng is not None:
+            rng.restore(self._pending_rng)
+            self._pending_rng = None
 
     def configure_optimizers(self):
         hp = self.hparams
