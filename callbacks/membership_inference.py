@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
 from privrob.privacy.audit import evaluate_membership, markdown_table
@@ -24,9 +25,11 @@ class MembershipInference(Callback):
     r"""Run membership-inference strategies at the end of training epochs and log privacy curves.
 
     Each strategy runs on its own schedule (``every_n_epochs``; defaults: I_B every epoch, I_A and I_V every 10)
-    and always after the last epoch, on fixed seeded subsets of ``num_points`` members and non-members. On many
+    and always after the last epoch, on fixed seeded subsets of ``num_points`` members and non-members, with a progress
+    bar (when the trainer shows one) once an evaluation takes a few seconds; a SIGTERM stops it within one batch
+    and writes no row for that epoch. On many
     devices each rank scores a disjoint shard and the scores are gathered with their ids, so every rank computes
-    exactly the single-process numbers; only rank 0 writes files. The model's mode, its batch-norm statistics and
+    exactly the single-process numbers; only rank 0 writes files, and a ``fast_dev_run`` none. The model's mode, its batch-norm statistics and
     its parameters' gradients are left as they were.
 
     Logged through the Lightning logger: ``privacy/<strategy>/{accuracy, advantage, auc, tpr@0.1%fpr, tpr@1%fpr,
@@ -46,7 +49,10 @@ class MembershipInference(Callback):
         seed: seed of the evaluation subsets.
         batch_size: evaluation batch size (default: the datamodule's ``eval_batch_size``).
         dirpath: folder of the CSV and PNG (default: ``trainer.default_root_dir``).
-        fast_dev_points: points per set under ``fast_dev_run``.
+        fast_dev_points: points per set in a quick run: under ``fast_dev_run``, and when ``limit_train_batches`` limits
+            the epoch (unless ``quick_when_limited`` is false).
+        quick_when_limited: a run whose training epochs are cut short by ``limit_train_batches`` (a smoke test)
+            scores at most ``fast_dev_points`` per set; false scores ``num_points`` whatever the limits.
         bound_methods: certified methods for I_V, tried in order until one fits its memory budget (default: the
             model's ``certified_methods``, else dual, crown_ibp, ibp).
         keep_best: early stopping by privacy: a logged metric to maximise (e.g. ``val/adv_acc``); whenever it is
@@ -64,7 +70,7 @@ class MembershipInference(Callback):
     def __init__(self, strategies: Optional[list[str]] = None, every_n_epochs: Optional[dict[str, int]] = None,
                  num_points: Optional[int] = 1000, eps: Optional[float] = None, attack_steps: int = 20,
                  attack_rel_step_size: float = 2.5 / 20, seed: int = 0, batch_size: Optional[int] = None,
-                 dirpath: Optional[str] = None, fast_dev_points: int = 8,
+                 dirpath: Optional[str] = None, fast_dev_points: int = 8, quick_when_limited: bool = True,
                  bound_methods: Optional[list[str]] = None, keep_best: Optional[str] = None,
                  max_inference_accuracy: Optional[dict[str, float]] = None) -> None:
         unknown = [s for s in strategies or [] if s not in STRATEGY_NAMES]
@@ -82,7 +88,10 @@ class MembershipInference(Callback):
         self.strategies, self.num_points, self.eps = strategies, num_points, eps
         self.bound_methods = tuple(bound_methods) if bound_methods else None
         self.attack_steps, self.attack_rel_step_size = attack_steps, attack_rel_step_size
+        if fast_dev_points < 1:
+            raise ValueError(f"`fast_dev_points` must be at least 1, got {fast_dev_points}")
         self.seed, self.batch_size, self.dirpath, self.fast_dev_points = seed, batch_size, dirpath, fast_dev_points
+        self.quick_when_limited = quick_when_limited
         if max_inference_accuracy and not keep_best:
             raise ValueError("`max_inference_accuracy` needs `keep_best`, the metric to maximise under it")
         self.keep_best, self.max_inference_accuracy = keep_best, dict(max_inference_accuracy or {})
@@ -110,13 +119,32 @@ class MembershipInference(Callback):
             writer.writerows(rows)
         tmp.replace(path)
 
+    def points(self, trainer: pl.Trainer) -> Optional[int]:
+        """Members and non-members scored per set in this run: ``fast_dev_points`` in a quick run, else
+        ``num_points``."""
+        limit = trainer.limit_train_batches
+        limited = isinstance(limit, int) or limit < 1.0  # an int is a number of batches (Lightning's rule)
+        if trainer.fast_dev_run or (self.quick_when_limited and limited):
+            return min(self.fast_dev_points, self.num_points or self.fast_dev_points)
+        return self.num_points
+
     # -- hooks -------------------------------------------------------------------------------------------------
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.points(trainer) != self.num_points and not trainer.fast_dev_run:
+            rank_zero_info(f"MembershipInference: limit_train_batches={trainer.limit_train_batches} makes this a quick "
+                           f"run, scoring {self.points(trainer)} points per set (quick_when_limited=false scores "
+                           f"num_points={self.num_points})")
         # a fresh run starts a fresh curve; a resumed one keeps the epochs before the checkpoint
-        if trainer.is_global_zero:
+        if self._writes_files(trainer):
             kept = [r for r in self._read_rows(trainer) if int(r["epoch"]) < trainer.current_epoch]
             self._write_rows(trainer, kept)
+
+    @staticmethod
+    def _writes_files(trainer: pl.Trainer) -> bool:
+        """Only rank 0 writes, and a ``fast_dev_run`` (a smoke test, which Lightning also keeps from logging and
+        checkpointing) writes nothing: it would replace the curve of a run in the same folder."""
+        return trainer.is_global_zero and not trainer.fast_dev_run
 
     def _due(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[str]:
         epoch = trainer.current_epoch
@@ -139,17 +167,18 @@ class MembershipInference(Callback):
                                      attack_rel_step_size=self.attack_rel_step_size,
                                      bound_methods=self.bound_methods or bound_methods_of(pl_module)) for s in due]
         results = evaluate_membership(
-            pl_module, datamodule, strategies,
-            num_points=self.fast_dev_points if trainer.fast_dev_run else self.num_points, seed=self.seed,
+            pl_module, datamodule, strategies, num_points=self.points(trainer), seed=self.seed,
             batch_size=self.batch_size, device=pl_module.device, rank=trainer.global_rank,
-            world_size=trainer.world_size)
+            world_size=trainer.world_size,
+            progress=trainer.is_global_zero and trainer.progress_bar_callback is not None,
+            before_batch=lambda: _stop_if_terminated(trainer))
         self.last_results = results
         for name, r in results.items():
             for key in LOGGED:
                 # the value is the same on every rank; sync_dist averages identical numbers
                 pl_module.log(f"privacy/{name}/{key}", float(r[key]), sync_dist=True)
         self._keep_if_best(trainer, results)
-        if trainer.is_global_zero:
+        if self._writes_files(trainer):
             rows = self._read_rows(trainer)
             rows += [{"epoch": trainer.current_epoch, "step": trainer.global_step, "strategy": name,
                       **{k: r[k] for k in CSV_FIELDS if k in r}} for name, r in results.items()]
@@ -206,12 +235,18 @@ class MembershipInference(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        rows = self._read_rows(trainer)
+        rows = self._read_rows(trainer) if self._writes_files(trainer) else []
         if rows:
             plot_curve(rows, self.csv_path(trainer).with_suffix(".png"))
         if self.last_results:
             rank_zero_info(f"Membership inference after epoch {trainer.current_epoch - 1}:\n"
                            f"{markdown_table(self.last_results)}")
+
+
+def _stop_if_terminated(trainer: pl.Trainer) -> None:
+    """Lightning notes a SIGTERM and stops its own loops at their next check; an evaluation checks before each batch."""
+    if trainer.received_sigterm:
+        raise SIGTERMException
 
 
 def plot_curve(rows: list[dict], path: Path) -> Path:

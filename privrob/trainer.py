@@ -101,7 +101,8 @@ class PrivrobTrainer(pl.Trainer):
         built = [build_strategy(s, eps=eps, attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size,
                                 bound_methods=tuple(bound_methods or bound_methods_of(model)), temperature=temperature)
                  for s in strategies or default_strategies(model)]
-        results = evaluate_membership(model, datamodule, built, num_points=num_points, seed=seed, device=device)
+        results = evaluate_membership(model, datamodule, built, num_points=num_points, seed=seed, device=device,
+                                      progress=self.progress_bar_callback is not None)
         stem = Path(output) if output else Path(ckpt_path).with_suffix(".audit")
         meta = {"checkpoint": str(ckpt_path), "model": type(model).__name__, "data": type(datamodule).__name__,
                 "eps": eps, "attack": f"PGD-{attack_steps}, step {attack_rel_step_size:g}*eps, from the clean input",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -23,8 +23,8 @@ from privrob.privacy.strategies import Strategy
 
 def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strategy], *,
                         num_points: Optional[int] = None, seed: int = 0, batch_size: Optional[int] = None,
-                        device: Optional[torch.device] = None, rank: int = 0,
-                        world_size: int = 1) -> dict[str, dict]:
+                        device: Optional[torch.device] = None, rank: int = 0, world_size: int = 1,
+                        progress: bool = False, before_batch: Optional[Callable[[], None]] = None) -> dict[str, dict]:
     """Report per strategy: ``train_acc``, ``test_acc``, the membership report, and the gathered ``scores``.
 
     Args:
@@ -36,6 +36,8 @@ def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strat
         batch_size: evaluation batch size (default: the datamodule's ``eval_batch_size``).
         device: where to run (default: the model's).
         rank, world_size: this process's shard; every rank must call with the same arguments.
+        progress: show a progress bar per strategy and set (see :func:`~privrob.privacy.evaluation.score_examples`).
+        before_batch: called before every batch (to stop within one batch).
     """
     device = device or next(model.parameters()).device
     batch_size = batch_size or datamodule.eval_batch_size
@@ -43,8 +45,9 @@ def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strat
     subsets = {k: seeded_subset(len(d), num_points, seed + i) for i, (k, d) in enumerate(sets.items())}
     results = {}
     for strategy in strategies:
-        rows = {k: score_examples(model, sets[k], shard(subsets[k], rank, world_size), strategy, batch_size,
-                                  device).compute() for k in sets}
+        rows = {k: score_examples(model, sets[k], shard(subsets[k], rank, world_size), strategy, batch_size, device,
+                                  progress=f"{strategy.name} {k}" if progress else None,
+                                  before_batch=before_batch).compute() for k in sets}
         report = membership_report(rows["members"]["scores"].cpu(), rows["nonmembers"]["scores"].cpu())
         results[strategy.name] = {
             "train_acc": float(rows["members"]["correct"].double().mean()),

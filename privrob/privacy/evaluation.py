@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
 
 from privrob.modes import modes_kept
 from privrob.privacy.metrics import ExampleScores
+
+
+#: seconds an evaluation runs before its progress bar appears
+PROGRESS_DELAY = 3.0
 
 
 @contextlib.contextmanager
@@ -58,17 +64,29 @@ def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
 
 def score_examples(model: nn.Module, dataset: Dataset, indices: torch.Tensor,
                    strategy: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                   batch_size: int, device: torch.device, collector: Optional[ExampleScores] = None) -> ExampleScores:
+                   batch_size: int, device: torch.device, collector: Optional[ExampleScores] = None,
+                   progress: Optional[str] = None, before_batch: Optional[Callable[[], None]] = None) -> ExampleScores:
     """Run ``strategy`` over ``dataset[indices]`` in batches, in :func:`evaluation_mode`, and add the rows to
-    ``collector`` (a new one if None)."""
+    ``collector`` (a new one if None).
+
+    ``progress``: a label; with it, a progress bar (points done, rate) on stderr once scoring has taken
+    :data:`PROGRESS_DELAY` seconds. ``before_batch``: called before every batch, e.g. to raise when a stop was
+    requested, so that an evaluation stops within one batch.
+    """
     collector = collector if collector is not None else ExampleScores()
     collector = collector.to(device)
     loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size, shuffle=False)
     start = 0
-    with evaluation_mode(model):
+    # tqdm, as Lightning's own progress bar; in a log file (not a terminal) a line every 30 s, not every update
+    bar = tqdm(total=len(indices), desc=progress, unit="pt", delay=PROGRESS_DELAY, disable=progress is None,
+               mininterval=0.1 if sys.stderr.isatty() else 30, leave=False, dynamic_ncols=True)
+    with evaluation_mode(model), bar:
         for x, y in loader:
+            if before_batch is not None:
+                before_batch()
             ids = indices[start:start + len(y)]
             start += len(y)
             scores, correct = strategy(model, x.to(device), y.to(device))
             collector.update(ids.to(device), scores.detach(), correct.detach())
+            bar.update(len(y))
     return collector

@@ -1,4 +1,6 @@
 import csv
+import os
+import signal
 
 import pytest
 import torch
@@ -31,7 +33,7 @@ class RecordingMI(MembershipInference):
 
 def _callback(tmp_path, cls=MembershipInference, **kwargs):
     return cls(strategies=["I_B", "I_A"], num_points=NUM_POINTS, eps=0.1, attack_steps=5, dirpath=str(tmp_path),
-               **kwargs)
+               quick_when_limited=False, **kwargs)  # limited epochs, all NUM_POINTS scored
 
 
 def test_two_processes_give_the_single_process_numbers(tmp_path):
@@ -93,7 +95,8 @@ def test_resume_drops_rows_at_or_after_the_checkpoint(tmp_path):
     torch.manual_seed(0)
     dm = DigitsDataModule(batch_size=64, seed=0)
     model = NaturalTraining(DigitsCNN(width=1), lr=3e-3)
-    cb = MembershipInference(strategies=["I_B"], num_points=50, dirpath=str(tmp_path))
+    cb = MembershipInference(strategies=["I_B"], num_points=50, dirpath=str(tmp_path),
+                             quick_when_limited=False)
     trainer = quiet_trainer(max_epochs=4, limit_train_batches=2, enable_checkpointing=True,
                             default_root_dir=str(tmp_path), callbacks=[cb])
     trainer.fit(model, dm)
@@ -104,17 +107,80 @@ def test_resume_drops_rows_at_or_after_the_checkpoint(tmp_path):
     extra = dict(rows[-1], epoch="4")
     cb._write_rows(trainer, rows + [extra])
     model2 = NaturalTraining(DigitsCNN(width=1), lr=3e-3)
-    cb2 = MembershipInference(strategies=["I_B"], num_points=50, dirpath=str(tmp_path))
+    cb2 = MembershipInference(strategies=["I_B"], num_points=50, dirpath=str(tmp_path),
+                             quick_when_limited=False)
     quiet_trainer(max_epochs=6, limit_train_batches=2, callbacks=[cb2]).fit(
         model2, DigitsDataModule(batch_size=64, seed=0), ckpt_path=str(tmp_path / "at_epoch_4.ckpt"))
     rows = list(csv.DictReader(open(tmp_path / "privacy_curve.csv")))
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3", "4", "5"]
 
 
-def test_fast_dev_run_uses_a_handful_of_points(tmp_path):
+def test_fast_dev_run_uses_a_handful_of_points_and_leaves_the_folders_curve(tmp_path):
+    (tmp_path / "privacy_curve.csv").write_text("a run's curve\n")  # a real run's curve in the same folder
     cb = MembershipInference(strategies=["I_B", "I_A"], num_points=None, fast_dev_points=5, dirpath=str(tmp_path))
     quiet_trainer(fast_dev_run=1, callbacks=[cb]).fit(NaturalTraining(DigitsCNN(width=1)), DigitsDataModule())
     assert cb.last_results["I_B"]["members"] == 5 and cb.last_results["I_A"]["nonmembers"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["privacy_curve.csv"]
+    assert (tmp_path / "privacy_curve.csv").read_text() == "a run's curve\n"
+
+
+def test_a_run_with_limited_epochs_scores_a_handful_of_points_unless_told_otherwise(tmp_path, caplog):
+    quick = MembershipInference(strategies=["I_B"], num_points=None, fast_dev_points=6, dirpath=str(tmp_path / "a"))
+    full = MembershipInference(strategies=["I_B"], num_points=40, dirpath=str(tmp_path / "b"), quick_when_limited=False)
+    as_batches = MembershipInference(strategies=["I_B"], num_points=40, dirpath=str(tmp_path / "c"))
+    for cb, limit in ((quick, 0.1), (full, 0.1), (as_batches, 2)):
+        quiet_trainer(max_epochs=1, limit_train_batches=limit, limit_val_batches=0, callbacks=[cb]).fit(
+            NaturalTraining(DigitsCNN(width=1)), DigitsDataModule(batch_size=32))
+    assert quick.last_results["I_B"]["members"] == quick.last_results["I_B"]["nonmembers"] == 6
+    assert full.last_results["I_B"]["members"] == full.last_results["I_B"]["nonmembers"] == 40
+    assert as_batches.last_results["I_B"]["members"] == 8  # an int limit is a number of batches: a quick run too
+    assert "quick_when_limited=false" in caplog.text
+
+
+class TerminateDuringEvaluation(Callback):
+    """Counts the model's evaluation-mode forward passes after epoch 0 and sends SIGTERM to this process during the
+    second one, as `timeout` or SLURM would."""
+
+    def __init__(self):
+        self.after_signal = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            self.count = 0
+            pl_module.register_forward_hook(self.forward)
+
+    def forward(self, module, args, out):
+        if module.training:
+            return
+        self.count += 1
+        if self.count == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            self.after_signal = 0
+        elif self.after_signal is not None:
+            self.after_signal += 1
+
+
+def test_sigterm_stops_an_evaluation_within_one_batch_and_writes_no_row(tmp_path):
+    torch.manual_seed(0)
+    probe = TerminateDuringEvaluation()
+    cb = MembershipInference(strategies=["I_B"], num_points=None, batch_size=16, dirpath=str(tmp_path),
+                             quick_when_limited=False)
+    trainer = quiet_trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=0, callbacks=[probe, cb])
+    with pytest.raises(SystemExit):  # Lightning's SIGTERMException
+        trainer.fit(NaturalTraining(DigitsCNN(width=1)), DigitsDataModule(batch_size=32))
+    assert probe.after_signal == 0  # the batch being scored finished; no later batch started
+    rows = list(csv.DictReader(open(tmp_path / "privacy_curve.csv")))
+    assert [r["epoch"] for r in rows] == ["0"] and rows[0]["members"] == "898"  # epoch 0 intact, no epoch 1 row
+
+
+def test_an_evaluation_shows_its_progress_when_the_trainer_shows_bars(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("privrob.privacy.evaluation.PROGRESS_DELAY", 0.0)
+    for bars in (True, False):
+        cb = MembershipInference(strategies=["I_B"], num_points=64, dirpath=str(tmp_path), quick_when_limited=False)
+        quiet_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, enable_progress_bar=bars,
+                      callbacks=[cb]).fit(NaturalTraining(DigitsCNN(width=1)), DigitsDataModule(batch_size=32))
+        err = capsys.readouterr().err
+        assert ("I_B members" in err and "I_B nonmembers" in err and "/64" in err and "pt" in err) == bars
 
 
 def test_bad_arguments():
@@ -130,14 +196,15 @@ def test_early_stopping_by_privacy_keeps_the_best_tradeoff(tmp_path):
     torch.manual_seed(0)
     model = NaturalTraining(DigitsCNN(width=1), lr=3e-3)
     cb = MembershipInference(strategies=["I_B"], num_points=200, dirpath=str(tmp_path), keep_best="val/acc",
-                             max_inference_accuracy={"I_B": 0.99})
+                             max_inference_accuracy={"I_B": 0.99}, quick_when_limited=False)
     quiet_trainer(max_epochs=3, limit_train_batches=5, callbacks=[cb]).fit(model, DigitsDataModule(batch_size=32))
     saved = torch.load(tmp_path / "best_privacy_tradeoff.ckpt", weights_only=True)
     rows = list(csv.DictReader(open(tmp_path / "privacy_curve.csv")))
     assert all(float(r["accuracy"]) <= 0.99 for r in rows) and cb.best is not None
     assert saved["callbacks"]["MembershipInference"]["best"] == cb.best  # saved when the best was reached
     strict = MembershipInference(strategies=["I_B"], num_points=200, dirpath=str(tmp_path / "strict"),
-                                 keep_best="val/acc", max_inference_accuracy={"I_B": 0.5 - 1e-9})
+                                 keep_best="val/acc", max_inference_accuracy={"I_B": 0.5 - 1e-9},
+                                 quick_when_limited=False)
     quiet_trainer(max_epochs=1, limit_train_batches=5, callbacks=[strict]).fit(
         NaturalTraining(DigitsCNN(width=1)), DigitsDataModule(batch_size=32))
     assert not (tmp_path / "strict" / "best_privacy_tradeoff.ckpt").exists()  # no epoch met the bound
