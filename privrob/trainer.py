@@ -60,7 +60,8 @@ def check_audit_args(num_points: Optional[int], attack_eps: Optional[list[float]
     if bad:
         raise ValueError(f"`attack_eps` values must be non-negative, got {bad[0]}")
     if secure_by is not None and secure_by not in strategies:
-        raise ValueError(f"`secure_by` can be one of the audited strategies, {', '.join(strategies)}; got {secure_by!r}")
+        raise ValueError(f"`secure_by` can be one of the audited strategies, {', '.join(strategies)}; "
+                         f"got {secure_by!r}")
     if calibration_fraction is not None:
         check_fraction(calibration_fraction, "calibration_fraction")
 
