@@ -12,12 +12,15 @@ import os
 import sys
 from typing import Optional
 
+from jsonargparse import ArgumentError
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 import callbacks  # noqa: F401  (registers the callbacks' short names)
 import privrob.data  # noqa: F401
 import privrob.methods  # noqa: F401
 from privrob.data import MembershipDataModule
+from privrob.errors import one_line
 from privrob.methods import RobustTraining
 from privrob.trainer import PrivrobTrainer, load_checkpoint
 
@@ -41,14 +44,16 @@ class PrivrobCLI(LightningCLI):
 
 def main(args: Optional[list[str]] = None) -> None:
     """Entry point (``python -m privrob`` and the ``privrob`` script)."""
+    # parse errors raise ArgumentError instead of printing the usage (which --help still prints)
+    raise_on_error = {"exit_on_error": False, **{name: {"exit_on_error": False} for name in PrivrobCLI.subcommands()}}
     try:
         PrivrobCLI(RobustTraining, MembershipDataModule, subclass_mode_model=True, subclass_mode_data=True,
                    trainer_class=PrivrobTrainer, save_config_kwargs={"overwrite": True}, args=args,
-                   auto_configure_optimizers=False)
-    except (ValueError, FileNotFoundError) as err:
+                   auto_configure_optimizers=False, parser_kwargs=raise_on_error)
+    except (ArgumentError, ValueError, FileNotFoundError, MisconfigurationException) as err:
         if os.environ.get("PRIVROB_DEBUG"):
             raise
-        print(f"privrob: error: {err}", file=sys.stderr)
+        print(f"privrob: error: {one_line(str(err))}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
-import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -14,20 +15,26 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from privrob.privacy.audit import (budget_sweep, evaluate_membership, markdown_table, plot_secure_losses, secure_split,
                                   write_budget_sweep, write_report)
-from privrob.privacy.realistic import realistic_report
+from privrob.privacy.realistic import check_fraction, realistic_report
 from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
 
 
 def load_checkpoint(path: str, weights_only: bool = True) -> dict:
-    """``torch.load`` (``weights_only=True`` by default) with one-line errors for a missing or unreadable file."""
+    """``torch.load`` (``weights_only=True`` by default) of a Lightning checkpoint, with one-line errors for a missing
+    file, a file that is not one, and a checkpoint holding objects that safe loading refuses."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
     try:
-        return torch.load(p, map_location="cpu", weights_only=weights_only)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"cannot load checkpoint {p}: {first}") from None
+        checkpoint = torch.load(p, map_location="cpu", weights_only=weights_only)
+    except Exception as err:  # torch.load raises many types for a file it cannot read
+        refused = re.search(r"WeightsUnpickler error: (.*)", str(err))
+        reason = (f"it holds objects that weights_only loading refuses ({refused[1].strip()})" if refused
+                  and zipfile.is_zipfile(p) else "not a file written by torch.save")
+        raise ValueError(f"cannot load checkpoint {p}: {reason}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{p} is not a Lightning checkpoint (no 'state_dict')")
+    return checkpoint
 
 
 def load_model_weights(model: torch.nn.Module, state_dict: dict, path: str) -> None:
@@ -42,6 +49,21 @@ def load_model_weights(model: torch.nn.Module, state_dict: dict, path: str) -> N
                          f"({len(mismatched)} tensors of other shapes, {len(missing)} missing, {len(unexpected)} "
                          f"unexpected; first: {first})")
     model.load_state_dict(state_dict)
+
+
+def check_audit_args(num_points: Optional[int], attack_eps: Optional[list[float]], secure_by: Optional[str],
+                     strategies: list[str], calibration_fraction: Optional[float]) -> None:
+    """Refuse bad audit options before any scoring: their uses come after the whole audit has run."""
+    if num_points is not None and num_points < 1:
+        raise ValueError(f"`num_points` must be at least 1 or null (all), got {num_points}")
+    bad = [e for e in attack_eps or [] if not e >= 0]
+    if bad:
+        raise ValueError(f"`attack_eps` values must be non-negative, got {bad[0]}")
+    if secure_by is not None and secure_by not in strategies:
+        raise ValueError(f"`secure_by` can be one of the audited strategies, {', '.join(strategies)}; "
+                         f"got {secure_by!r}")
+    if calibration_fraction is not None:
+        check_fraction(calibration_fraction, "calibration_fraction")
 
 
 class PrivrobTrainer(pl.Trainer):
@@ -87,9 +109,12 @@ class PrivrobTrainer(pl.Trainer):
         """
         if ckpt_path is None:
             raise ValueError("audit needs --ckpt_path, the checkpoint to audit")
+        eps = eps if eps is not None else datamodule.default_eps
+        built = [build_strategy(s, eps=eps, attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size,
+                                bound_methods=tuple(bound_methods or bound_methods_of(model)), temperature=temperature)
+                 for s in strategies or default_strategies(model)]
+        check_audit_args(num_points, attack_eps, secure_by, [s.name for s in built], calibration_fraction)
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
-        if "state_dict" not in checkpoint:
-            raise ValueError(f"{ckpt_path} is not a Lightning checkpoint (no 'state_dict')")
         load_model_weights(model, checkpoint["state_dict"], ckpt_path)
         dm_state = checkpoint.get(type(datamodule).__qualname__)
         if dm_state:
@@ -97,10 +122,6 @@ class PrivrobTrainer(pl.Trainer):
         datamodule.setup("test")
         device = self.strategy.root_device
         model.to(device)
-        eps = eps if eps is not None else datamodule.default_eps
-        built = [build_strategy(s, eps=eps, attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size,
-                                bound_methods=tuple(bound_methods or bound_methods_of(model)), temperature=temperature)
-                 for s in strategies or default_strategies(model)]
         results = evaluate_membership(model, datamodule, built, num_points=num_points, seed=seed, device=device,
                                       progress=self.progress_bar_callback is not None)
         stem = Path(output) if output else Path(ckpt_path).with_suffix(".audit")

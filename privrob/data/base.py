@@ -7,6 +7,7 @@ run or an audit of a checkpoint sees exactly the same members.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -93,6 +94,23 @@ class MembershipDataModule(pl.LightningDataModule):
     def _split(self, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Member and non-member indices into the pool."""
         raise NotImplementedError
+
+    def _download(self, fetch: Callable[[], object], folder: Path) -> None:
+        """Run ``fetch``, which downloads into ``root`` (the dataset's files under ``folder``). If it fails, remove
+        what it created (folders up to ``root``, new entries of ``root``, new files under ``folder``; nothing that
+        existed before) and raise a one-line error naming ``folder``."""
+        created = next((p for p in reversed([self.root, *self.root.parents]) if not p.exists()), None)
+        before = {*self.root.glob("*"), *folder.rglob("*")}
+        try:
+            fetch()
+        except (OSError, RuntimeError) as err:  # urllib's URLError is an OSError; torchvision raises RuntimeError
+            new = [created] if created else sorted({*self.root.glob("*"), *folder.rglob("*")} - before, reverse=True)
+            for path in new:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            raise FileNotFoundError(f"download into {folder} failed: {' '.join(str(err).split())}") from None
 
     # -- Lightning hooks ------------------------------------------------------------------------------------
     def setup(self, stage: Optional[str] = None) -> None:

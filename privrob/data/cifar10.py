@@ -44,7 +44,8 @@ class CIFAR10DataModule(StandardSplitDataModule):
         if self.download and not (self.root / "cifar-10-batches-py").is_dir():
             from torchvision.datasets import CIFAR10
 
-            CIFAR10(str(self.root), train=True, download=True)
+            self._download(lambda: CIFAR10(str(self.root), train=True, download=True),
+                           self.root / "cifar-10-batches-py")
 
     def _read(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         path = self.root / "cifar-10-batches-py" / name

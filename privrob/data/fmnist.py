@@ -18,8 +18,9 @@ class FashionMNISTDataModule(StandardSplitDataModule):
         if self.download:
             from torchvision.datasets import FashionMNIST
 
-            FashionMNIST(str(self.root), train=True, download=True)
-            FashionMNIST(str(self.root), train=False, download=True)
+            self._download(lambda: (FashionMNIST(str(self.root), train=True, download=True),
+                                    FashionMNIST(str(self.root), train=False, download=True)),
+                           self.root / "FashionMNIST")
 
     def _load_pool(self) -> tuple[torch.Tensor, torch.Tensor]:
         from torchvision.datasets import FashionMNIST

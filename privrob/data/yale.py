@@ -54,7 +54,7 @@ class YaleDataModule(MembershipDataModule):
         if self.download and not self.folder.is_dir():
             from torchvision.datasets.utils import download_and_extract_archive
 
-            download_and_extract_archive(URL, download_root=str(self.root))
+            self._download(lambda: download_and_extract_archive(URL, download_root=str(self.root)), self.folder)
 
     def _image_files(self) -> list[list[Path]]:
         how = (f"expected the official layout {self.folder}/yaleBxx/yaleBxx_P00A*.pgm; pass download=True "

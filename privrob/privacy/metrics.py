@@ -40,7 +40,7 @@ class ExampleScores(Metric):
             RuntimeError: an id arrived twice (the shards overlapped).
         """
         if isinstance(self.ids, list) and not self.ids:  # nothing seen (after a sync the states are tensors)
-            return {"ids": ids, "scores": torch.empty(0, dtype=torch.float64),
+            return {"ids": torch.empty(0, dtype=torch.int64), "scores": torch.empty(0, dtype=torch.float64),
                     "correct": torch.empty(0, dtype=torch.bool)}
         ids = dim_zero_cat(self.ids)
         order = torch.argsort(ids)

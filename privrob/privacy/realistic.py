@@ -14,10 +14,15 @@ import torch
 from privrob.privacy.functional import calibrate_threshold, inference_accuracy, threshold_accuracy
 
 
+def check_fraction(fraction: float, name: str = "fraction") -> None:
+    """A calibration fraction is in (0, 1): both parts get examples."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"`{name}` must be in (0, 1), got {fraction}")
+
+
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions of a seeded calibration part (``fraction`` of n) and of the evaluation rest."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"`fraction` must be in (0, 1), got {fraction}")
+    check_fraction(fraction)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     k = max(1, min(n - 1, int(round(fraction * n))))
     return perm[:k].sort().values, perm[k:].sort().values

@@ -5,7 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
+from privrob.trainer import load_checkpoint
 from tests.conftest import ROOT, run_cli
 
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
@@ -83,11 +85,73 @@ def test_audit_missing_and_corrupt_checkpoint(tmp_path):
     assert r.returncode == 2 and "cannot load checkpoint" in r.stderr.strip().splitlines()[-1]
 
 
-def test_unknown_method_is_refused(tmp_path):
-    r = run_cli("fit", "--config", str(ROOT / "configs/quickstart.yaml"), "--model", "NoSuchTraining",
-                cwd=tmp_path)
-    assert r.returncode != 0 and "NoSuchTraining" in r.stderr
+def last_line(r) -> str:
+    return r.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["fit", "--model", "NoSuchTraining"], "model: unknown class 'NoSuchTraining'; available: DiffAITraining, "
+     "IBPTraining, NaturalTraining, NoiseLayerTraining, PGDTraining, TRADESTraining, WRMTraining, WongKolterTraining"),
+    (["fit", "--data", "NoSuchData"], "data: unknown class 'NoSuchData'; available: CIFAR10DataModule, "
+     "DigitsDataModule, FashionMNISTDataModule, YaleDataModule"),
+    (["fit", "--model.init_args.lrr", "0.1"], "model: NaturalTraining has no option 'lrr'; its options: backbone, "),
+    (["fit", "--trainer.callbacks.init_args.num_pointz", "5"],
+     "trainer.callbacks: MembershipInference has no option 'num_pointz'; its options: strategies, "),
+    (["audit", "--attack_eps", "abc"], "attack_eps: expected list[float] or null, got 'abc'"),
+    (["fit", "--model", "PGDTraining", "--model.init_args.eps", "-0.1"], "`eps` must be non-negative, got -0.1"),
+    pytest.param(["fit", "--trainer.accelerator", "gpu"], "No supported gpu backend found",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")),
+], ids=["method", "datamodule", "model-key", "callback-key", "attack-eps-text", "negative-eps", "gpu"])
+def test_bad_input_ends_in_one_line(args, reason, tmp_path):
+    r = run_cli(args[0], "--config", str(ROOT / "configs/quickstart.yaml"), *args[1:], cwd=tmp_path)
+    assert r.returncode == 2 and last_line(r).startswith(f"privrob: error: {reason}"), r.stderr[-3000:]
+    assert "usage:" not in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "runs").exists()  # nothing half-written
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """A quickstart run of one epoch: its folder, saved config and last checkpoint."""
+    cwd = tmp_path_factory.mktemp("one_epoch")
+    r = run_cli("fit", "--config", str(ROOT / "configs/quickstart.yaml"), "--trainer.max_epochs", "1",
+                "--trainer.enable_progress_bar", "false", cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return cwd, cwd / "runs/quickstart/config.yaml", cwd / "runs/quickstart/checkpoints/last.ckpt"
+
+
+@pytest.mark.parametrize("option, reason", [
+    (["--num_points", "0"], "`num_points` must be at least 1 or null (all), got 0"),
+    (["--attack_eps", "[-0.1]"], "`attack_eps` values must be non-negative, got -0.1"),
+    (["--calibration_fraction", "1.5"], "`calibration_fraction` must be in (0, 1), got 1.5"),
+    (["--secure_by", "FOO"], "`secure_by` can be one of the audited strategies, I_B, I_A; got 'FOO'"),
+], ids=["num-points", "attack-eps", "calibration-fraction", "secure-by"])
+def test_audit_options_are_checked_before_any_work(one_epoch_run, option, reason):
+    cwd, config, ckpt = one_epoch_run
+    (ckpt.parent / "last.audit.json").write_text("previous report\n")
+    before = sorted(ckpt.parent.iterdir())
+    r = run_cli("audit", "--config", str(config), "--ckpt_path", str(ckpt), "--num_points", "50", *option, cwd=cwd)
+    assert r.returncode == 2 and last_line(r) == f"privrob: error: {reason}", r.stderr[-3000:]
+    assert sorted(ckpt.parent.iterdir()) == before
+    assert (ckpt.parent / "last.audit.json").read_text() == "previous report\n"
+
+
+@pytest.mark.parametrize("content", [(ROOT / "configs/quickstart.yaml").read_text(), "a,b\n1,2\n", "hello world\n"],
+                         ids=["yaml", "csv", "text"])
+def test_a_text_file_is_no_checkpoint(content, tmp_path):
+    (tmp_path / "bad.ckpt").write_text(content)
+    r = run_cli("audit", "--config", str(ROOT / "configs/quickstart.yaml"), "--ckpt_path", "bad.ckpt", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert last_line(r) == "privrob: error: cannot load checkpoint bad.ckpt: not a file written by torch.save"
+    assert "weights_only" not in r.stderr
+
+
+def test_a_checkpoint_that_safe_loading_refuses_names_the_object_and_no_unsafe_advice(tmp_path):
+    torch.save({"state_dict": {}, "path": Path("x")}, tmp_path / "odd.ckpt")
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(str(tmp_path / "odd.ckpt"))
+    message = str(err.value)
+    assert "\n" not in message and "refuses" in message and "PosixPath" in message
+    assert "weights_only=False" not in message and "weights_only` set to `False" not in message
 
 
 def test_yale_natural_one_epoch_on_real_images(yale_root, tmp_path):

@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,3 +127,17 @@ def test_too_many_members_requested():
     with pytest.raises(ValueError) as e:
         DigitsDataModule(num_members=5000).setup()
     assert "num_members" in _one_line(e)
+
+
+def test_a_failed_download_is_one_line_and_removes_what_it_created(tmp_path, monkeypatch):
+    from torchvision.datasets import FashionMNIST
+
+    monkeypatch.setattr(FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])  # the real download code, refused at once
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "keep.txt").write_text("untouched")
+    for root in (tmp_path / "new" / "data", tmp_path / "old"):
+        with pytest.raises(FileNotFoundError) as err:
+            FashionMNISTDataModule(root=str(root), download=True).prepare_data()
+        assert "\n" not in str(err.value) and f"download into {root / 'FashionMNIST'} failed" in str(err.value)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [Path("old"), Path("old/keep.txt")]
+    assert (tmp_path / "old" / "keep.txt").read_text() == "untouched"

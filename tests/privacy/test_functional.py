@@ -86,3 +86,10 @@ def test_bad_scores():
         inference_accuracy(torch.tensor([]), torch.tensor([0.1]))
     with pytest.raises(ValueError, match="non-finite"):
         inference_accuracy(torch.tensor([float("nan")]), torch.tensor([0.1]))
+
+
+def test_example_scores_of_nothing_are_empty():
+    from privrob.privacy.metrics import ExampleScores
+
+    rows = ExampleScores().compute()
+    assert rows["ids"].dtype == torch.int64 and all(len(v) == 0 for v in rows.values())
