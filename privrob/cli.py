@@ -20,6 +20,7 @@ import privrob.methods  # noqa: F401
 from privrob.data import MembershipDataModule
 from privrob.methods import RobustTraining
 from privrob.trainer import PrivrobTrainer, load_checkpoint
+from privrob.wandb_mode import choose_wandb_mode
 
 
 class PrivrobCLI(LightningCLI):
@@ -37,6 +38,11 @@ class PrivrobCLI(LightningCLI):
         if path is not None:
             load_checkpoint(path)
         super()._parse_ckpt_path()
+
+    def before_instantiate_classes(self) -> None:
+        # before the logger exists: wandb.init must neither prompt for a key nor wait on an unreachable server
+        if self.subcommand in LightningCLI.subcommands():
+            choose_wandb_mode(self.config[self.subcommand].trainer.logger)
 
 
 def main(args: Optional[list[str]] = None) -> None:
