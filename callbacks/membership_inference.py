@@ -15,8 +15,8 @@ from typing_extensions import override
 from privrob.privacy.audit import evaluate_membership, markdown_table
 from privrob.privacy.strategies import STRATEGY_NAMES, bound_methods_of, build_strategy, default_strategies
 
-LOGGED = ("accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "train_acc", "test_acc")
-CSV_FIELDS = ("epoch", "step", "strategy", *LOGGED, "threshold", "members", "nonmembers")
+LOGGED = ("accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "train_acc", "test_acc", "threshold")
+CSV_FIELDS = ("epoch", "step", "strategy", *LOGGED, "members", "nonmembers")
 DEFAULT_EVERY = {"I_B": 1, "I_A": 10, "I_V": 10}
 
 
@@ -30,7 +30,8 @@ class MembershipInference(Callback):
     its parameters' gradients are left as they were.
 
     Logged through the Lightning logger: ``privacy/<strategy>/{accuracy, advantage, auc, tpr@0.1%fpr, tpr@1%fpr,
-    train_acc, test_acc}``; with a :class:`~pytorch_lightning.loggers.WandbLogger` also member and non-member
+    train_acc, test_acc, threshold}`` (``threshold``: the score at or above which the attack calls a point a
+    member); with a :class:`~pytorch_lightning.loggers.WandbLogger` also member and non-member
     confidence histograms and the ROC curve. The curve is written to ``<dirpath>/privacy_curve.csv`` every time
     and plotted to ``privacy_curve.png`` at the end of fit; a resumed run drops the rows at or after the epoch it
     resumes from and appends.

@@ -12,7 +12,8 @@ import os
 import sys
 from typing import Optional
 
-from pytorch_lightning.cli import LightningCLI
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 import callbacks  # noqa: F401  (registers the callbacks' short names)
 import privrob.data  # noqa: F401
@@ -21,6 +22,15 @@ from privrob.data import MembershipDataModule
 from privrob.methods import RobustTraining
 from privrob.trainer import PrivrobTrainer, load_checkpoint
 from privrob.wandb_mode import choose_wandb_mode
+
+
+class LogConfigCallback(SaveConfigCallback):
+    """Saves the run's config to ``<default_root_dir>/config.yaml`` and logs the whole resolved config (backbone,
+    data, callbacks, trainer) to the run's loggers, beside the method's arguments that Lightning logs."""
+
+    def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for logger in trainer.loggers:
+            logger.log_hyperparams(self.config.as_dict())
 
 
 class PrivrobCLI(LightningCLI):
@@ -49,7 +59,8 @@ def main(args: Optional[list[str]] = None) -> None:
     """Entry point (``python -m privrob`` and the ``privrob`` script)."""
     try:
         PrivrobCLI(RobustTraining, MembershipDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                   trainer_class=PrivrobTrainer, save_config_kwargs={"overwrite": True}, args=args,
+                   trainer_class=PrivrobTrainer, save_config_callback=LogConfigCallback,
+                   save_config_kwargs={"overwrite": True}, args=args,
                    auto_configure_optimizers=False)
     except (ValueError, FileNotFoundError) as err:
         if os.environ.get("PRIVROB_DEBUG"):

@@ -1,4 +1,4 @@
-"""W&B without an account or a network: no command prompts or hangs.
+"""W&B without an account or a network (no command prompts or hangs), and what a run logs to it.
 
 Every run here is isolated from the machine's W&B setup (its own HOME, so no netrc or settings, and WANDB_DIR) and
 from any network: the server is a loopback port where nothing listens, or a loopback listener that accepts
@@ -85,7 +85,7 @@ def _assert_offline_notice(proc, elapsed: float, runs: list, reason: str) -> Non
 
 @pytest.fixture(scope="module")
 def no_key_run(tmp_path_factory):
-    """The tiny fit without an API key."""
+    """The tiny fit without an API key (shared: the tests below read its offline run)."""
     tmp_path = tmp_path_factory.mktemp("no_key")
     return _run_isolated(tmp_path, f"http://127.0.0.1:{_free_port()}", None)
 
@@ -101,6 +101,47 @@ def test_unreachable_server_falls_back_to_offline(tmp_path):
 
 def test_silent_server_falls_back_to_offline_within_seconds(tmp_path, silent_server):
     _assert_offline_notice(*_run_isolated(tmp_path, silent_server, FAKE_KEY), reason="did not answer")
+
+
+def _records(path: Path) -> list:
+    """The protobuf records of a ``.wandb`` file. Hand-written: wandb 0.31 reads these files in its Go core only
+    (its Python ``datastore`` reader is gone); the format is LevelDB's log: 32 KiB blocks of chunks with a 7-byte
+    header (CRC, little-endian length, type 1 full, 2 first, 3 middle, 4 last), after a 7-byte file header."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, head = path.read_bytes(), 32768, 7
+    pos, chunk, records = head, b"", []
+    while pos + head <= len(data):
+        if block - pos % block < head:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        chunk += data[pos + head:pos + head + length]
+        pos += head + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunk)
+            records.append(record)
+            chunk = b""
+    return records
+
+
+def test_run_logs_the_whole_config_and_the_thresholds(no_key_run):
+    import json
+
+    _, _, runs = no_key_run
+    records = _records(next(runs[0].glob("*.wandb")))
+    config = {item.key: json.loads(item.value_json) for r in records if r.HasField("config")
+              for item in r.config.update}
+    backbone = config["model"]["init_args"]["backbone"]
+    assert backbone["class_path"].endswith("DigitsCNN") and backbone["init_args"]["width"] == 2
+    assert config["data"]["class_path"].endswith("DigitsDataModule") and config["data"]["init_args"]["seed"] == 0
+    inference = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("MembershipInference")]
+    assert inference[0]["init_args"]["num_points"] == 100 and inference[0]["init_args"]["eps"] == 0.1
+    logged = {(item.key or "/".join(item.nested_key)): json.loads(item.value_json) for r in records
+              if r.HasField("history") for item in r.history.item}
+    for strategy in ("I_B", "I_A"):
+        assert 0.0 <= logged[f"privacy/{strategy}/threshold"] <= 1.0
 
 
 def test_explicit_modes_are_left_alone(monkeypatch):
