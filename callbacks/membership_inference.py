@@ -12,7 +12,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info
 from typing_extensions import override
 
-from privrob.privacy.audit import evaluate_membership, markdown_table
+from privrob.privacy.audit import evaluate_membership, figure_title, markdown_table, save_figure
 from privrob.privacy.strategies import STRATEGY_NAMES, bound_methods_of, build_strategy, default_strategies
 
 LOGGED = ("accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "train_acc", "test_acc", "threshold")
@@ -209,28 +209,31 @@ class MembershipInference(Callback):
             return
         rows = self._read_rows(trainer)
         if rows:
-            plot_curve(rows, self.csv_path(trainer).with_suffix(".png"))
+            eps = self.eps if self.eps is not None else trainer.datamodule.default_eps
+            strategies = sorted({r["strategy"] for r in rows})
+            title = figure_title(Path(trainer.default_root_dir).resolve().name, pl_module, strategies, eps)
+            plot_curve(rows, self.csv_path(trainer).with_suffix(".png"), title)
         if self.last_results:
             rank_zero_info(f"Membership inference after epoch {trainer.current_epoch - 1}:\n"
                            f"{markdown_table(self.last_results)}")
 
 
-def plot_curve(rows: list[dict], path: Path) -> Path:
+def plot_curve(rows: list[dict], path: Path, title: Optional[str] = None) -> Path:
     """Membership-inference accuracy against epoch, one line per strategy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in sorted({r["strategy"] for r in rows}):
         pts = [(int(r["epoch"]), float(r["accuracy"])) for r in rows if r["strategy"] == name]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("membership inference accuracy")
+    ax.set_title(title, fontsize=9)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
