@@ -203,7 +203,8 @@ def plot_secure_losses(results: dict[str, dict], path: Path, by: str = "I_A", ti
         if mask.any():
             ax.hist(np.clip(loss[mask], low, high), bins=edges, alpha=0.6, label=f"{name} ({int(mask.sum())})")
     ax.set_xscale("log")
-    ax.set_xlabel("prediction loss on the clean input (non-members)")
+    zeros = "; loss 0 in the first bin" if (loss == 0).any() else ""
+    ax.set_xlabel(f"prediction loss on the clean input (non-members{zeros})")
     ax.set_ylabel("examples")
     ax.set_title(title, fontsize=9)
     ax.legend()
