@@ -13,11 +13,11 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
-from privrob.privacy.audit import evaluate_membership, markdown_table
+from privrob.privacy.audit import evaluate_membership, figure_title, markdown_table, save_figure
 from privrob.privacy.strategies import STRATEGY_NAMES, bound_methods_of, build_strategy, default_strategies
 
-LOGGED = ("accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "train_acc", "test_acc")
-CSV_FIELDS = ("epoch", "step", "strategy", *LOGGED, "threshold", "members", "nonmembers")
+LOGGED = ("accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "train_acc", "test_acc", "threshold")
+CSV_FIELDS = ("epoch", "step", "strategy", *LOGGED, "members", "nonmembers")
 DEFAULT_EVERY = {"I_B": 1, "I_A": 10, "I_V": 10}
 
 
@@ -33,7 +33,8 @@ class MembershipInference(Callback):
     its parameters' gradients are left as they were.
 
     Logged through the Lightning logger: ``privacy/<strategy>/{accuracy, advantage, auc, tpr@0.1%fpr, tpr@1%fpr,
-    train_acc, test_acc}``; with a :class:`~pytorch_lightning.loggers.WandbLogger` also member and non-member
+    train_acc, test_acc, threshold}`` (``threshold``: the score at or above which the attack calls a point a
+    member); with a :class:`~pytorch_lightning.loggers.WandbLogger` also member and non-member
     confidence histograms and the ROC curve. The curve is written to ``<dirpath>/privacy_curve.csv`` every time
     and plotted to ``privacy_curve.png`` at the end of fit; a resumed run drops the rows at or after the epoch it
     resumes from and appends.
@@ -237,7 +238,10 @@ class MembershipInference(Callback):
             return
         rows = self._read_rows(trainer) if self._writes_files(trainer) else []
         if rows:
-            plot_curve(rows, self.csv_path(trainer).with_suffix(".png"))
+            eps = self.eps if self.eps is not None else trainer.datamodule.default_eps
+            strategies = sorted({r["strategy"] for r in rows})
+            title = figure_title(Path(trainer.default_root_dir).resolve().name, pl_module, strategies, eps)
+            plot_curve(rows, self.csv_path(trainer).with_suffix(".png"), title)
         if self.last_results:
             rank_zero_info(f"Membership inference after epoch {trainer.current_epoch - 1}:\n"
                            f"{markdown_table(self.last_results)}")
@@ -249,22 +253,22 @@ def _stop_if_terminated(trainer: pl.Trainer) -> None:
         raise SIGTERMException
 
 
-def plot_curve(rows: list[dict], path: Path) -> Path:
+def plot_curve(rows: list[dict], path: Path, title: Optional[str] = None) -> Path:
     """Membership-inference accuracy against epoch, one line per strategy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in sorted({r["strategy"] for r in rows}):
         pts = [(int(r["epoch"]), float(r["accuracy"])) for r in rows if r["strategy"] == name]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("membership inference accuracy")
+    ax.set_title(title, fontsize=9)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -12,8 +12,9 @@ import os
 import sys
 from typing import Optional
 
+import pytorch_lightning as pl
 from jsonargparse import ArgumentError
-from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 import callbacks  # noqa: F401  (registers the callbacks' short names)
@@ -23,6 +24,16 @@ from privrob.data import MembershipDataModule
 from privrob.errors import one_line
 from privrob.methods import RobustTraining
 from privrob.trainer import PrivrobTrainer, load_checkpoint
+from privrob.wandb_mode import choose_wandb_mode
+
+
+class LogConfigCallback(SaveConfigCallback):
+    """Saves the run's config to ``<default_root_dir>/config.yaml`` and logs the whole resolved config (backbone,
+    data, callbacks, trainer) to the run's loggers, beside the method's arguments that Lightning logs."""
+
+    def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for logger in trainer.loggers:
+            logger.log_hyperparams(self.config.as_dict())
 
 
 class PrivrobCLI(LightningCLI):
@@ -41,6 +52,11 @@ class PrivrobCLI(LightningCLI):
             load_checkpoint(path)
         super()._parse_ckpt_path()
 
+    def before_instantiate_classes(self) -> None:
+        # before the logger exists: wandb.init must neither prompt for a key nor wait on an unreachable server
+        if self.subcommand in LightningCLI.subcommands():
+            choose_wandb_mode(self.config[self.subcommand].trainer.logger)
+
 
 def main(args: Optional[list[str]] = None) -> None:
     """Entry point (``python -m privrob`` and the ``privrob`` script)."""
@@ -48,7 +64,8 @@ def main(args: Optional[list[str]] = None) -> None:
     raise_on_error = {"exit_on_error": False, **{name: {"exit_on_error": False} for name in PrivrobCLI.subcommands()}}
     try:
         PrivrobCLI(RobustTraining, MembershipDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                   trainer_class=PrivrobTrainer, save_config_kwargs={"overwrite": True}, args=args,
+                   trainer_class=PrivrobTrainer, save_config_callback=LogConfigCallback,
+                   save_config_kwargs={"overwrite": True}, args=args,
                    auto_configure_optimizers=False, parser_kwargs=raise_on_error)
     except (ArgumentError, ValueError, FileNotFoundError, MisconfigurationException) as err:
         if os.environ.get("PRIVROB_DEBUG"):

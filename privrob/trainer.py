@@ -13,8 +13,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 
-from privrob.privacy.audit import (budget_sweep, evaluate_membership, markdown_table, plot_secure_losses, secure_split,
-                                  write_budget_sweep, write_report)
+from privrob.privacy.audit import (budget_sweep, evaluate_membership, figure_title, markdown_table, plot_secure_losses,
+                                  secure_split, write_budget_sweep, write_report)
 from privrob.privacy.realistic import check_fraction, realistic_report
 from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
 
@@ -133,10 +133,12 @@ class PrivrobTrainer(pl.Trainer):
         rank_zero_info(f"Membership-inference audit of {ckpt_path} (eps={eps:g}):\n{markdown_table(results)}\n"
                        f"written to {json_path} and {md_path}")
         out = {name: {k: v for k, v in r.items() if k != "scores"} for name, r in results.items()}
+        run = Path(self.default_root_dir).resolve().name
         if secure_by:
             split = secure_split(results, by=secure_by)
             (stem.parent / f"{stem.name}.secure.json").write_text(json.dumps(split, indent=2) + "\n")
-            plot_secure_losses(results, stem.parent / f"{stem.name}.secure.png", by=secure_by)
+            plot_secure_losses(results, stem.parent / f"{stem.name}.secure.png", by=secure_by,
+                               title=figure_title(run, model, [secure_by], eps))
             rank_zero_info(f"secure vs insecure by {secure_by}: {json.dumps(split)}")
             out["secure_vs_insecure"] = split
         if calibration_fraction is not None:
@@ -156,8 +158,9 @@ class PrivrobTrainer(pl.Trainer):
             rows = budget_sweep(model, datamodule, attack_eps, attack_steps=attack_steps,
                                 attack_rel_step_size=attack_rel_step_size, temperature=temperature,
                                 num_points=num_points, seed=seed, device=device)
-            sweep_csv, sweep_png = write_budget_sweep(rows, stem.parent / f"{stem.name}.budget",
-                                                      getattr(model, "hparams", {}).get("eps"))
+            sweep_csv, sweep_png = write_budget_sweep(
+                rows, stem.parent / f"{stem.name}.budget", getattr(model, "hparams", {}).get("eps"),
+                figure_title(run, model, ["I_A"], f"{min(attack_eps):g} to {max(attack_eps):g}"))
             rank_zero_info("I_A by attack budget:\n" + "\n".join(
                 f"  eps {r['eps']:g}: accuracy {r['accuracy']:.4f}, adversarial test accuracy {r['test_acc']:.4f}"
                 for r in rows) + f"\nwritten to {sweep_csv} and {sweep_png}")

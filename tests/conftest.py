@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -73,10 +74,17 @@ def cifar_root(tmp_path) -> Path:
     return write_cifar10(tmp_path)
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python -m privrob ARGS`` in a subprocess, W&B offline, no progress bars in the log."""
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600,
+            env_overrides: Optional[dict[str, Optional[str]]] = None) -> subprocess.CompletedProcess:
+    """``python -m privrob ARGS`` in a subprocess, W&B offline (unless ``env_overrides`` sets or, with None,
+    unsets variables), no progress bars in the log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.update(WANDB_MODE="offline", WANDB_SILENT="true", PYTHONPATH=str(ROOT))
+    for key, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return subprocess.run([sys.executable, "-m", "privrob", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -113,7 +113,28 @@ def budget_sweep(model: nn.Module, datamodule, eps_values: Sequence[float], *, a
     return rows
 
 
-def write_budget_sweep(rows: list[dict], stem: Path, training_eps: Optional[float] = None) -> tuple[Path, Path]:
+def figure_title(run: str, model: nn.Module, strategies: Sequence[str], eps: Union[float, str]) -> str:
+    """The title of every figure: the run, the training method (with its training ε, if any), the strategies shown
+    and the attack ε."""
+    method = type(model).__name__
+    training_eps = getattr(model, "hparams", {}).get("eps")
+    if training_eps is not None:
+        method += f" (training eps {training_eps:g})"
+    return f"{run}: {method}; {', '.join(strategies)}; attack eps {eps if isinstance(eps, str) else f'{eps:g}'}"
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure as PNG and release it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_budget_sweep(rows: list[dict], stem: Path, training_eps: Optional[float] = None,
+                       title: Optional[str] = None) -> tuple[Path, Path]:
     """``<stem>.csv`` and a ``<stem>.png`` line plot: attack ε on x, I_A accuracy on y, the training ε marked."""
     import csv
 
@@ -135,11 +156,9 @@ def write_budget_sweep(rows: list[dict], stem: Path, training_eps: Optional[floa
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("attack eps (l_inf)")
     ax.set_ylabel("membership inference accuracy")
+    ax.set_title(title, fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
-    return csv_path, png_path
+    return csv_path, save_figure(fig, png_path)
 
 
 def secure_split(results: dict[str, dict], by: str = "I_A") -> dict[str, dict]:
@@ -164,24 +183,32 @@ def secure_split(results: dict[str, dict], by: str = "I_A") -> dict[str, dict]:
     return out
 
 
-def plot_secure_losses(results: dict[str, dict], path: Path, by: str = "I_A") -> Path:
-    """Histograms of the prediction loss −log p_y(x) on clean inputs of secure and insecure non-members."""
+def plot_secure_losses(results: dict[str, dict], path: Path, by: str = "I_A", title: Optional[str] = None) -> Path:
+    """Histograms of the prediction loss −log p_y(x) on clean inputs of secure and insecure non-members (the study's
+    appendix, Figure 7), over shared log-spaced bins: secure losses can sit orders of magnitude below insecure ones
+    (1e-5 against 1), which separate linear bins would draw invisibly thin. A loss of exactly 0 (a saturated
+    float32 softmax) is counted in the first bin."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     nonmembers = results["I_B"]["scores"]["nonmembers"]
-    loss = -torch.log(nonmembers["scores"].clamp(min=1e-12))
-    secure = results[by]["scores"]["nonmembers"]["correct"]
+    loss = (-torch.log(nonmembers["scores"].double().clamp(min=1e-12))).numpy()
+    secure = results[by]["scores"]["nonmembers"]["correct"].numpy()
+    positive = loss[loss > 0]
+    low = positive.min() if len(positive) else 1e-12
+    high = max(loss.max(), low * 10)
+    edges = np.geomspace(low, high, 31)
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, mask in (("secure", secure), ("insecure", ~secure)):
         if mask.any():
-            ax.hist(loss[mask].numpy(), bins=30, alpha=0.6, label=f"{name} ({int(mask.sum())})")
-    ax.set_xlabel("prediction loss on the clean input (non-members)")
+            ax.hist(np.clip(loss[mask], low, high), bins=edges, alpha=0.6, label=f"{name} ({int(mask.sum())})")
+    ax.set_xscale("log")
+    zeros = "; loss 0 in the first bin" if (loss == 0).any() else ""
+    ax.set_xlabel(f"prediction loss on the clean input (non-members{zeros})")
     ax.set_ylabel("examples")
+    ax.set_title(title, fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -210,3 +210,21 @@ def test_early_stopping_by_privacy_keeps_the_best_tradeoff(tmp_path):
     assert not (tmp_path / "strict" / "best_privacy_tradeoff.ckpt").exists()  # no epoch met the bound
     with pytest.raises(ValueError, match="keep_best"):
         MembershipInference(max_inference_accuracy={"I_A": 0.6})
+
+
+def test_privacy_curve_is_titled_and_has_integer_epoch_ticks(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: saved.append(fig))
+    torch.manual_seed(0)
+    root = tmp_path / "curve_run"
+    quiet_trainer(max_epochs=3, limit_train_batches=2, default_root_dir=str(root),
+                  callbacks=[_callback(root)]).fit(NaturalTraining(DigitsCNN(width=1)), DigitsDataModule(seed=0))
+    (ax,) = saved[-1].axes
+    title = ax.get_title()
+    for part in ("curve_run", "NaturalTraining", "I_B", "I_A", "eps 0.1"):
+        assert part in title, title
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks

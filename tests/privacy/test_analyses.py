@@ -82,3 +82,53 @@ def test_lira_scores_follow_the_gaussians():
     assert report["online"]["auc"] > 0.8 and report["offline"]["auc"] > 0.8
     with pytest.raises(ValueError, match="at least one reference model"):
         lira_scores(target, reference, torch.ones_like(inside))
+
+
+def _capture_figures(monkeypatch) -> list:
+    from matplotlib.figure import Figure
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: saved.append(fig))
+    return saved
+
+
+def test_secure_loss_histograms_share_log_bins_and_both_show(tmp_path, monkeypatch):
+    from privrob.privacy.audit import plot_secure_losses
+
+    saved = _capture_figures(monkeypatch)
+    generator = torch.Generator().manual_seed(0)
+    # as on the quickstart: secure losses in [0, 2e-5] (one saturated at exactly 0), insecure ones around 1
+    secure_loss = torch.cat([torch.zeros(1), torch.rand(99, generator=generator) * 2e-5])
+    insecure_loss = 0.1 + 3 * torch.rand(50, generator=generator)
+    scores = torch.exp(-torch.cat([secure_loss, insecure_loss]))
+    correct = torch.arange(150) < 100
+    results = {"I_B": {"scores": {"nonmembers": {"scores": scores, "correct": torch.ones(150, dtype=torch.bool)}}},
+               "I_A": {"scores": {"nonmembers": {"scores": scores, "correct": correct}}}}
+    plot_secure_losses(results, tmp_path / "secure.png", title="run: NaturalTraining; I_A; attack eps 0.1")
+    (ax,) = saved[-1].axes
+    secure, insecure = ax.containers
+    assert [p.get_x() for p in secure.patches] == [p.get_x() for p in insecure.patches]  # shared bins
+    assert sum(p.get_height() for p in secure.patches) == 100
+    assert sum(p.get_height() for p in insecure.patches) == 50
+    low, high = ax.get_xlim()
+    for bar in (p for p in secure.patches if p.get_height() > 0):
+        (x0, _), (x1, _) = ax.transData.transform([(bar.get_x(), 0), (bar.get_x() + bar.get_width(), 0)])
+        assert x1 - x0 >= 1 and low <= bar.get_x() < high  # at least a pixel wide, inside the axis
+    assert ax.get_title() == "run: NaturalTraining; I_A; attack eps 0.1"
+
+
+def test_audit_figures_name_run_method_strategy_and_eps(trained_digits, tmp_path, monkeypatch):
+    from privrob.trainer import PrivrobTrainer
+
+    model, dm = trained_digits
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": model.state_dict(), type(dm).__qualname__: dm.state_dict()}, ckpt)
+    saved = _capture_figures(monkeypatch)
+    trainer = PrivrobTrainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                             default_root_dir=str(tmp_path / "audit_run"))
+    trainer.audit(model, dm, ckpt_path=str(ckpt), strategies=["I_B", "I_A"], eps=0.1, attack_steps=5,
+                  num_points=100, secure_by="I_A", attack_eps=[0.0, 0.1])
+    titles = [fig.axes[0].get_title() for fig in saved]
+    assert len(titles) == 2
+    for title, eps in zip(titles, ("attack eps 0.1", "attack eps 0 to 0.1")):
+        assert "audit_run" in title and "NaturalTraining" in title and "I_A" in title and eps in title, title
