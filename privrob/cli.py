@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 import pytorch_lightning as pl
 from jsonargparse import ArgumentError
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 import callbacks  # noqa: F401  (registers the callbacks' short names)
@@ -23,6 +25,7 @@ import privrob.methods  # noqa: F401
 from privrob.data import MembershipDataModule
 from privrob.errors import one_line
 from privrob.methods import RobustTraining
+from privrob.run_folder import claim, loggers_into
 from privrob.trainer import PrivrobTrainer, load_checkpoint
 from privrob.wandb_mode import choose_wandb_mode
 
@@ -31,14 +34,19 @@ class LogConfigCallback(SaveConfigCallback):
     """Saves the run's config to ``<default_root_dir>/config.yaml`` and logs the whole resolved config (backbone,
     data, callbacks, trainer) to the run's loggers, beside the method's arguments that Lightning logs."""
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.fit_loop.max_epochs != 0 and trainer.max_steps != 0:  # a fit that trains nothing writes nothing
+            super().setup(trainer, pl_module, stage)
+
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for logger in trainer.loggers:
             logger.log_hyperparams(self.config.as_dict())
 
 
 class PrivrobCLI(LightningCLI):
-    """LightningCLI with the ``audit`` and ``lira`` subcommands and the run's config saved (overwritten on
-    re-runs)."""
+    """LightningCLI with the ``audit`` and ``lira`` subcommands, one run per folder (a new fit into a folder that holds
+    a run is refused unless ``--overwrite true``, which removes that run's files first), and the loggers' files under
+    ``default_root_dir`` unless a logger's ``save_dir`` is given."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -52,10 +60,25 @@ class PrivrobCLI(LightningCLI):
             load_checkpoint(path)
         super()._parse_ckpt_path()
 
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--overwrite", type=bool, default=False,
+                            help="fit: remove the run already in default_root_dir first (other subcommands ignore it)")
+
     def before_instantiate_classes(self) -> None:
+        if self.subcommand not in LightningCLI.subcommands():
+            return
+        config = self.config[self.subcommand]
+        root = config.trainer.default_root_dir or "."
+        loggers_into(config.trainer.logger, root)  # the loggers' files (and config.yaml) follow the run's folder
+        if self.subcommand == "fit" and (config.trainer.max_epochs == 0 or config.trainer.max_steps == 0):
+            config.trainer.logger = False  # a fit that trains nothing writes nothing
+            return
+        if self.subcommand == "fit" and config.ckpt_path is None and not config.trainer.fast_dev_run:
+            removed = claim(Path(root), config.overwrite)
+            if removed:
+                rank_zero_info(f"--overwrite: removed {', '.join(str(p) for p in removed)}")
         # before the logger exists: wandb.init must neither prompt for a key nor wait on an unreachable server
-        if self.subcommand in LightningCLI.subcommands():
-            choose_wandb_mode(self.config[self.subcommand].trainer.logger)
+        choose_wandb_mode(config.trainer.logger)
 
 
 def main(args: Optional[list[str]] = None) -> None:

@@ -26,7 +26,7 @@ for name in "$@"; do
         yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;  # by IBP at 8/255, as the study
         *_ibp) audit_args=(--bound_methods "[ibp]");;   # the study certified its IBP models by IBP
     esac
-    fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml")
+    fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" --overwrite true)   # a re-run replaces the last
     audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$run/checkpoints/last.ckpt"
            --output "$out/audit" "${audit_args[@]}")
     export OMP_NUM_THREADS=$threads WANDB_MODE=offline

@@ -64,7 +64,7 @@ if [[ $local -eq 1 ]]; then
         eval "set -- $line"
         config=$1; shift
         cmd=("${PRIVROB_PYTHON:-python}" -m privrob fit --config "$config" "$@"
-             --trainer.default_root_dir "${RUN_ROOT:-runs}/sweep-$i" --trainer.logger.init_args.save_dir "${RUN_ROOT:-runs}/sweep-$i")
+             --trainer.default_root_dir "${RUN_ROOT:-runs}/sweep-$i")
         echo "${cmd[*]}"
         [[ $dry -eq 1 ]] || "${cmd[@]}"
         i=$((i + 1))

@@ -22,12 +22,13 @@ def test_print_config(config):
 
 @pytest.fixture(scope="module")
 def quickstart_run(tmp_path_factory):
-    """The quickstart as the README runs it (fewer epochs), in a fresh folder; run twice into the same folder."""
+    """The quickstart as the README runs it (fewer epochs), in a fresh folder; run again into it with --overwrite."""
     cwd = tmp_path_factory.mktemp("quickstart")
-    for _ in range(2):  # re-running into the same folder must not crash
+    for extra in ([], ["--overwrite", "true"]):  # the second run replaces the first
         r = run_cli("fit", "--config", str(ROOT / "configs/quickstart.yaml"), "--trainer.max_epochs", "6",
-                    "--trainer.enable_progress_bar", "false", cwd=cwd)
+                    "--trainer.enable_progress_bar", "false", *extra, cwd=cwd)
         assert r.returncode == 0, r.stderr[-3000:]
+    assert not any("-v" in p.name for p in (cwd / "runs/quickstart/checkpoints").iterdir())  # no last-v1.ckpt
     return cwd, r
 
 
@@ -158,7 +159,8 @@ def test_yale_natural_one_epoch_on_real_images(yale_root, tmp_path):
     r = run_cli("fit", "--config", str(ROOT / "configs/yale_natural.yaml"), "--data.root", str(yale_root),
                 "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
                 "--trainer.enable_progress_bar", "false",
-                "--trainer.callbacks.init_args.num_points", "40", cwd=tmp_path)
+                "--trainer.callbacks.init_args.num_points", "40",
+                "--trainer.callbacks.init_args.quick_when_limited", "false", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "runs/yale_natural/privacy_curve.csv")))
     assert {row["strategy"] for row in rows} == {"I_B", "I_A"} and rows[0]["members"] == "40"
