@@ -95,6 +95,9 @@ def main(args: Optional[list[str]] = None) -> None:
             raise
         print(f"privrob: error: {one_line(str(err))}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # an audit or lira (a fit shuts down through Lightning); reports are written last
+        print("privrob: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #
 # usage: sbatch/local_cluster.sh start STATE_DIR   # prints "ready" once the node is idle
 #        sbatch/local_cluster.sh stop STATE_DIR    # stops only the daemons that `start` started, by pid
+# A start that fails after starting a daemon stops what it started (exit status 3).
 set -euo pipefail
 usage="usage: sbatch/local_cluster.sh start|stop STATE_DIR"
 [[ $# -eq 2 ]] || { echo "$usage" >&2; exit 2; }
@@ -29,7 +30,7 @@ start() {
     getent hosts "$host" >/dev/null || echo "127.0.0.1 $host" >> /etc/hosts
     if [[ ! -S /run/munge/munge.socket.2 ]] || ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
         install -d -o munge -g munge -m 0755 /run/munge
-        runuser -u munge -- /usr/sbin/munged
+        runuser -u munge -- /usr/sbin/munged || fail "munged did not start"
         keep_pid /run/munge/munged.pid munged
     fi
     mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm
@@ -68,13 +69,20 @@ Waittime=0
 $(slurmd -C | head -1) State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-    slurmctld && keep_pid /run/slurmctld.pid slurmctld
-    slurmd && keep_pid /run/slurmd.pid slurmd
+    slurmctld || fail "slurmctld did not start (see /var/log/slurm/)"
+    keep_pid /run/slurmctld.pid slurmctld
+    slurmd || fail "slurmd did not start (see /var/log/slurm/)"
+    keep_pid /run/slurmd.pid slurmd
     for _ in $(seq 120); do
         [[ "$(sinfo -h -n "$host" -o %t 2>/dev/null)" == idle ]] && { echo ready; return 0; }
         sleep 0.5
     done
-    echo "local_cluster.sh: node $host did not become idle (see /var/log/slurm/)" >&2
+    fail "node $host did not become idle (see /var/log/slurm/)"
+}
+
+fail() {   # stop the daemons this start started, then give up
+    echo "local_cluster.sh: $1" >&2
+    stop
     exit 3
 }
 
@@ -83,8 +91,7 @@ keep_pid() {   # a daemon writes its pid file after forking: wait for it (second
         [[ -s "$1" ]] && { cp "$1" "$state/$2.pid"; return 0; }
         sleep 0.5
     done
-    echo "local_cluster.sh: $2 wrote no pid file $1" >&2
-    exit 3
+    fail "$2 wrote no pid file $1"
 }
 
 stop() {
