@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytorch_lightning as pl
+from lightning_fabric.utilities.data import sized_len
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info
@@ -123,8 +124,9 @@ class MembershipInference(Callback):
     def points(self, trainer: pl.Trainer) -> Optional[int]:
         """Members and non-members scored per set in this run: ``fast_dev_points`` in a quick run, else
         ``num_points``."""
-        limit = trainer.limit_train_batches
-        limited = isinstance(limit, int) or limit < 1.0  # an int is a number of batches (Lightning's rule)
+        limit = trainer.limit_train_batches  # an int is a number of batches (Lightning's rule), a float a fraction
+        batches = sized_len(trainer.train_dataloader) if isinstance(limit, int) else None
+        limited = (batches is None or limit < batches) if isinstance(limit, int) else limit < 1.0
         if trainer.fast_dev_run or (self.quick_when_limited and limited):
             return min(self.fast_dev_points, self.num_points or self.fast_dev_points)
         return self.num_points

@@ -28,8 +28,9 @@ class RequeueOnSignal(Callback):
     Lightning's own SLURM handler saves inside the signal handler, possibly in the middle of an optimizer step, and
     its checkpoint holds no random-number state, so a run cannot resume exactly from it. This callback turns that
     handler off (``SLURMEnvironment.auto_requeue = False``) and instead: the signal (``SIGUSR1``, which
-    ``#SBATCH --signal=SIGUSR1@90`` sends to the ``srun`` step) only sets a flag; at the next training-batch end, once
-    any rank has seen it, every rank joins in saving ``<dirpath>/preempt.ckpt`` (weights, optimizer, scheduler, loop
+    ``#SBATCH --signal=SIGUSR1@90`` sends to the ``srun`` step) only sets a flag; at the next training-batch end (at
+    an epoch's last batch: at the epoch's end, after its validation and membership inference), once any rank has seen
+    it, every rank joins in saving ``<dirpath>/preempt.ckpt`` (weights, optimizer, scheduler, loop
     and data-loader position, the member/non-member split, and the python, numpy, torch and CUDA generators that
     :class:`~privrob.methods.RobustTraining` saves in every checkpoint), rank 0 runs ``scontrol requeue $SLURM_JOB_ID`` (when inside a job), and the process exits 0.
     ``sbatch/fit.sbatch`` resumes from that file when it exists.
@@ -68,6 +69,16 @@ class RequeueOnSignal(Callback):
     @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            self._preempt_if_requested(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after the last batch the epoch's end (validation, membership inference) comes first, then the save: a
+        # checkpoint at an epoch boundary, which resumes at the next epoch
+        self._preempt_if_requested(trainer)
+
+    def _preempt_if_requested(self, trainer: pl.Trainer) -> None:
         # stop every process if any process was signalled
         if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             return

@@ -25,20 +25,26 @@ import privrob.methods  # noqa: F401
 from privrob.data import MembershipDataModule
 from privrob.errors import one_line
 from privrob.methods import RobustTraining
-from privrob.run_folder import claim, loggers_into
+from privrob.run_folder import loggers_into, refuse_or_replace, remove_run
 from privrob.trainer import PrivrobTrainer, load_checkpoint
 from privrob.wandb_mode import choose_wandb_mode
 
 
 class LogConfigCallback(SaveConfigCallback):
-    """Saves the run's config to ``<default_root_dir>/config.yaml`` and logs the whole resolved config (backbone,
-    data, callbacks, trainer) to the run's loggers, beside the method's arguments that Lightning logs."""
+    """Saves a fit's config to ``<default_root_dir>/config.yaml`` (wherever the loggers write; other subcommands leave
+    the run's config alone) and logs the whole resolved config (backbone, data, callbacks, trainer) to the run's
+    loggers, beside the method's arguments that Lightning logs. Used with ``save_to_log_dir=False``."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if trainer.fit_loop.max_epochs != 0 and trainer.max_steps != 0:  # a fit that trains nothing writes nothing
             super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":  # rank 0 only (Lightning's setup calls this there)
+            root = Path(trainer.default_root_dir)
+            root.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(root / self.config_filename), skip_none=False, overwrite=True,
+                             multifile=self.multifile)
         for logger in trainer.loggers:
             logger.log_hyperparams(self.config.as_dict())
 
@@ -74,11 +80,18 @@ class PrivrobCLI(LightningCLI):
             config.trainer.logger = False  # a fit that trains nothing writes nothing
             return
         if self.subcommand == "fit" and config.ckpt_path is None and not config.trainer.fast_dev_run:
-            removed = claim(Path(root), config.overwrite)
-            if removed:
-                rank_zero_info(f"--overwrite: removed {', '.join(str(p) for p in removed)}")
+            refuse_or_replace(Path(root), config.overwrite)  # refused now, before any work; removed in before_fit
         # before the logger exists: wandb.init must neither prompt for a key nor wait on an unreachable server
         choose_wandb_mode(config.trainer.logger)
+
+    def before_fit(self) -> None:
+        # every option has been checked by building the classes: only now remove an old run (rank 0 alone)
+        config = self.config["fit"]
+        if config.overwrite and config.ckpt_path is None and not config.trainer.fast_dev_run \
+                and self.trainer.is_global_zero:
+            removed = remove_run(Path(self.trainer.default_root_dir))
+            if removed:
+                rank_zero_info(f"--overwrite: removed {', '.join(str(p) for p in removed)}")
 
 
 def main(args: Optional[list[str]] = None) -> None:
@@ -88,7 +101,7 @@ def main(args: Optional[list[str]] = None) -> None:
     try:
         PrivrobCLI(RobustTraining, MembershipDataModule, subclass_mode_model=True, subclass_mode_data=True,
                    trainer_class=PrivrobTrainer, save_config_callback=LogConfigCallback,
-                   save_config_kwargs={"overwrite": True}, args=args,
+                   save_config_kwargs={"overwrite": True, "save_to_log_dir": False}, args=args,
                    auto_configure_optimizers=False, parser_kwargs=raise_on_error)
     except (ArgumentError, ValueError, FileNotFoundError, MisconfigurationException) as err:
         if os.environ.get("PRIVROB_DEBUG"):

@@ -32,9 +32,9 @@ def run_files(root: Path) -> list[Path]:
     return [root / name for name in RUN_FILES if (root / name).exists()]
 
 
-def claim(root: Path, overwrite: bool) -> list[Path]:
-    """Make ``root`` ready for a new fit: refuse if it holds a run, or with ``overwrite`` remove that run's files
-    (only those, see :data:`RUN_FILES`); returns what was removed.
+def refuse_or_replace(root: Path, overwrite: bool) -> None:
+    """Refuse a new fit into ``root`` when it holds a run, unless ``overwrite`` (then :func:`remove_run` removes it
+    once every option has been checked).
 
     Raises:
         ValueError: ``root`` holds a run and ``overwrite`` is off.
@@ -45,6 +45,14 @@ def claim(root: Path, overwrite: bool) -> list[Path]:
         resume = f"resume it with --ckpt_path {last}" if last.is_file() else "resume it with --ckpt_path <checkpoint>"
         raise ValueError(f"{root} already holds a run ({', '.join(p.name for p in found)}); {resume}, start this "
                          f"one elsewhere (--trainer.default_root_dir), or replace it with --overwrite true")
+
+
+def remove_run(root: Path) -> list[Path]:
+    """Remove the files of the run in ``root`` (only those, see :data:`RUN_FILES`); returns what was removed."""
+    found = run_files(root)
     for path in found:
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     return found

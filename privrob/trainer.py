@@ -11,6 +11,8 @@ from typing import Optional
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loops.fit_loop import _FitLoop
+from pytorch_lightning.loops.loop import _Loop
 from pytorch_lightning.utilities import rank_zero_info
 
 from privrob.privacy.audit import (budget_sweep, evaluate_membership, figure_title, markdown_table, plot_secure_losses,
@@ -66,8 +68,29 @@ def check_audit_args(num_points: Optional[int], attack_eps: Optional[list[float]
         check_fraction(calibration_fraction, "calibration_fraction")
 
 
+class _EpochEndResumingFitLoop(_FitLoop):
+    """Lightning's fit loop, except that a checkpoint taken once an epoch's batches were all processed (a periodic or
+    final ``last.ckpt``) resumes at the next epoch under ``max_steps`` too. Lightning 2.x counts every resume of
+    step-based training as a restart: it reloads the finished epoch's exhausted loader, trains an empty epoch that
+    counts as one, and runs that epoch's end again (another membership-inference row, another save)."""
+
+    @_Loop.restarting.setter
+    def restarting(self, restarting: bool) -> None:
+        progress = self.epoch_progress.current  # Lightning's test, without its `or self._iteration_based_training()`
+        epoch_unfinished = any(v != progress.processed for v in (progress.ready, progress.started))
+        _Loop.restarting.fset(self, restarting and epoch_unfinished)
+
+
 class PrivrobTrainer(pl.Trainer):
-    """:class:`pytorch_lightning.Trainer` with :meth:`audit`."""
+    """:class:`pytorch_lightning.Trainer` with :meth:`audit`, and exact resume from epoch-end checkpoints also in
+    step-based training (:class:`_EpochEndResumingFitLoop`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        epoch_loop = self.fit_loop.epoch_loop
+        self.fit_loop = _EpochEndResumingFitLoop(self, min_epochs=self.fit_loop.min_epochs,
+                                                 max_epochs=self.fit_loop.max_epochs)
+        self.fit_loop.epoch_loop = epoch_loop
 
     def audit(self, model: pl.LightningModule, datamodule: pl.LightningDataModule,
               ckpt_path: Optional[str] = None, strategies: Optional[list[str]] = None,

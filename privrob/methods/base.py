@@ -183,7 +183,9 @@ class RobustTraining(pl.LightningModule):
 
     # -- exact resume ---------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        at_epoch_end = self._trainer is None or self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        # once the epoch's batches are all processed (its end hooks, the end of fit), not at its last batch's end
+        progress = None if self._trainer is None else self.trainer.fit_loop.epoch_progress.current
+        at_epoch_end = progress is None or progress.processed == progress.started
         checkpoint["rng"] = {"state": rng.capture(), "at_epoch_end": bool(at_epoch_end)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

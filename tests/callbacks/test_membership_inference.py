@@ -128,12 +128,14 @@ def test_a_run_with_limited_epochs_scores_a_handful_of_points_unless_told_otherw
     quick = MembershipInference(strategies=["I_B"], num_points=None, fast_dev_points=6, dirpath=str(tmp_path / "a"))
     full = MembershipInference(strategies=["I_B"], num_points=40, dirpath=str(tmp_path / "b"), quick_when_limited=False)
     as_batches = MembershipInference(strategies=["I_B"], num_points=40, dirpath=str(tmp_path / "c"))
-    for cb, limit in ((quick, 0.1), (full, 0.1), (as_batches, 2)):
+    all_batches = MembershipInference(strategies=["I_B"], num_points=40, dirpath=str(tmp_path / "d"))
+    for cb, limit in ((quick, 0.1), (full, 0.1), (as_batches, 2), (all_batches, 1000)):
         quiet_trainer(max_epochs=1, limit_train_batches=limit, limit_val_batches=0, callbacks=[cb]).fit(
             NaturalTraining(DigitsCNN(width=1)), DigitsDataModule(batch_size=32))
     assert quick.last_results["I_B"]["members"] == quick.last_results["I_B"]["nonmembers"] == 6
     assert full.last_results["I_B"]["members"] == full.last_results["I_B"]["nonmembers"] == 40
     assert as_batches.last_results["I_B"]["members"] == 8  # an int limit is a number of batches: a quick run too
+    assert all_batches.last_results["I_B"]["members"] == 40  # ... unless it is every batch of the epoch
     assert "quick_when_limited=false" in caplog.text
 
 

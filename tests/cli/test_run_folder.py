@@ -33,6 +33,12 @@ def test_one_run_per_folder(tmp_path):
         "elsewhere (--trainer.default_root_dir), or replace it with --overwrite true")
     assert {f: (run / f).read_bytes() for f in _files(run)} == before  # untouched
 
+    r = run_cli("fit", *QUICK, "--trainer.max_epochs", "2", "--overwrite", "true", "--model.init_args.weight_decay",
+                "-1", cwd=tmp_path)  # a bad option, found when the model is built: refused before the old run goes
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == "privrob: error: `weight_decay` must be non-negative, got -1.0"
+    assert {f: (run / f).read_bytes() for f in _files(run)} == before
+
     r = run_cli("fit", *QUICK, "--trainer.max_epochs", "2", "--overwrite", "true", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     # the new run's checkpoints only: no last-v1.ckpt beside last.ckpt, no epoch 0 of the old run

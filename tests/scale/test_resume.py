@@ -36,17 +36,21 @@ def _run(tmp_path, callbacks, ckpt_path=None):
     return model, trainer
 
 
-def test_preempted_run_resumes_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("signal_step, saved_step, at_epoch_end", [
+    (20, 21, False),  # saved at the next batch end: step 21, mid epoch 1
+    (14, 15, True),  # at epoch 0's last batch: saved at the epoch's end, after validation, as an epoch-end checkpoint
+], ids=["mid-epoch", "last-batch"])
+def test_preempted_run_resumes_to_the_same_weights(tmp_path, signal_step, saved_step, at_epoch_end):
     reference, ref_trainer = _run(tmp_path / "straight", [RequeueOnSignal()])
     cb = RequeueOnSignal()
     with pytest.raises(Preempted):
-        _run(tmp_path / "cut", [cb, SignalAt(20)])  # saved at the next batch end: step 21, mid epoch 1
+        _run(tmp_path / "cut", [cb, SignalAt(signal_step)])
     ckpt = tmp_path / "cut" / "checkpoints" / "preempt.ckpt"
     assert ckpt.is_file()
     state = torch.load(ckpt, weights_only=True)  # RNG and loader state are plain tensors and numbers
-    assert state["global_step"] == 21 and not state["rng"]["at_epoch_end"]
+    assert state["global_step"] == saved_step and state["rng"]["at_epoch_end"] == at_epoch_end
     resumed, trainer = _run(tmp_path / "cut", [RequeueOnSignal()], ckpt_path=str(ckpt))
-    assert trainer.global_step == ref_trainer.global_step
+    assert trainer.global_step == ref_trainer.global_step == 45
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert float(trainer.callback_metrics["val/acc"]) == float(ref_trainer.callback_metrics["val/acc"])
