@@ -30,9 +30,10 @@ class RequeueOnSignal(Callback):
     handler off (``SLURMEnvironment.auto_requeue = False``) and instead: the signal (``SIGUSR1``, which
     ``#SBATCH --signal=SIGUSR1@90`` sends to the ``srun`` step) only sets a flag; at the next training-batch end (at
     an epoch's last batch: at the epoch's end, after its validation and membership inference), once any rank has seen
-    it, every rank joins in saving ``<dirpath>/preempt.ckpt`` (weights, optimizer, scheduler, loop
-    and data-loader position, the member/non-member split, and the python, numpy, torch and CUDA generators that
-    :class:`~privrob.methods.RobustTraining` saves in every checkpoint), rank 0 runs ``scontrol requeue $SLURM_JOB_ID`` (when inside a job), and the process exits 0.
+    it, every rank joins in saving ``<dirpath>/preempt.ckpt`` (weights, optimizer, scheduler, loop and data-loader
+    position, the member/non-member split, and the python, numpy, torch and CUDA generators that
+    :class:`~privrob.methods.RobustTraining` saves in every checkpoint), rank 0 runs ``scontrol requeue
+    $SLURM_JOB_ID`` (when inside a job), and the process exits 0.
     ``sbatch/fit.sbatch`` resumes from that file when it exists.
 
     The generators are restored at the start of the first batch after resuming, so an uninterrupted run and a

@@ -79,7 +79,7 @@ class PrivrobCLI(LightningCLI):
         if self.subcommand == "fit" and (config.trainer.max_epochs == 0 or config.trainer.max_steps == 0):
             config.trainer.logger = False  # a fit that trains nothing writes nothing
             return
-        if self.subcommand == "fit" and config.ckpt_path is None and not config.trainer.fast_dev_run:
+        if self.subcommand == "fit" and _starts_a_run(config):
             refuse_or_replace(Path(root), config.overwrite)  # refused now, before any work; removed in before_fit
         # before the logger exists: wandb.init must neither prompt for a key nor wait on an unreachable server
         choose_wandb_mode(config.trainer.logger)
@@ -87,11 +87,15 @@ class PrivrobCLI(LightningCLI):
     def before_fit(self) -> None:
         # every option has been checked by building the classes: only now remove an old run (rank 0 alone)
         config = self.config["fit"]
-        if config.overwrite and config.ckpt_path is None and not config.trainer.fast_dev_run \
-                and self.trainer.is_global_zero:
+        if config.overwrite and _starts_a_run(config) and self.trainer.is_global_zero:
             removed = remove_run(Path(self.trainer.default_root_dir))
             if removed:
                 rank_zero_info(f"--overwrite: removed {', '.join(str(p) for p in removed)}")
+
+
+def _starts_a_run(fit_config) -> bool:
+    """A fit that writes a new run into its folder: not a resume, not a ``fast_dev_run`` (which writes nothing)."""
+    return fit_config.ckpt_path is None and not fit_config.trainer.fast_dev_run
 
 
 def main(args: Optional[list[str]] = None) -> None:

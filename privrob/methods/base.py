@@ -52,9 +52,10 @@ class RobustTraining(pl.LightningModule):
 
     Every checkpoint of it, whoever writes it (``RunCheckpoint``, the preemption callback, ``trainer.save_checkpoint``),
     carries the python, numpy, torch and CUDA generators (``checkpoint["rng"]``), and a fit resumed from it restores
-    them where the uninterrupted run stood: at the next epoch's start for a checkpoint taken at an epoch end (before
-    the epoch's loader draws its shuffle and base seed), else at the next batch's start. Exact when data loading
-    draws in this process (``num_workers`` 0); augmentation drawn in worker processes is not restored.
+    them where the uninterrupted run stood: on loading a checkpoint taken once an epoch's batches were all processed
+    (before the next epoch's loader draws its base seed), else at the next batch's start. Exact from an epoch end;
+    from the middle of an epoch only when loading a batch draws nothing (random augmentation is drawn one batch
+    ahead); never for augmentation drawn in worker processes.
 
     Args:
         backbone: the network, (N, C, H, W) in [0, 1] → (N, classes) logits.
