@@ -30,7 +30,7 @@ start() {
     getent hosts "$host" >/dev/null || echo "127.0.0.1 $host" >> /etc/hosts
     if [[ ! -S /run/munge/munge.socket.2 ]] || ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
         install -d -o munge -g munge -m 0755 /run/munge
-        runuser -u munge -- /usr/sbin/munged || fail "munged did not start"
+        runuser -u munge -- "$(command -v munged)" || fail "munged did not start"
         keep_pid /run/munge/munged.pid munged
     fi
     mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm

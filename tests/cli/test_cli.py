@@ -2,6 +2,10 @@
 
 import csv
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,3 +225,17 @@ def test_capacity_sweep_locally_and_collect(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "capacity.csv")))
     assert [r["width"] for r in rows] == ["1", "3"] and (tmp_path / "capacity.png").is_file()
     assert all(0 <= float(r["I_B"]) <= 1 and float(r["train_acc"]) > 0.5 for r in rows)
+
+
+def test_readme_activates_the_environment_before_its_python_commands():
+    """The README's commands after the setup write ``python``: it says how to get that python, and that works."""
+    readme = (ROOT / "README.md").read_text()
+    first_bare = re.search(r"(?<![/\w])python -m privrob", readme).start()  # not .venv/bin/python
+    assert "source .venv/bin/activate" in readme[:first_bare]
+    if not (ROOT / ".venv/bin/activate").is_file():
+        pytest.skip("no .venv in the checkout (the README's setup makes one; .ci/run does)")
+    path = ":".join(p for p in os.environ["PATH"].split(":") if not p.startswith(sys.prefix))  # no python of ours
+    r = subprocess.run(["bash", "-c", "source .venv/bin/activate && python -m privrob --help"], cwd=ROOT,
+                       env={**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, "PATH": path},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "fit" in r.stdout, r.stderr[-2000:]
