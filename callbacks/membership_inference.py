@@ -250,8 +250,10 @@ class MembershipInference(Callback):
 
 
 def _stop_if_terminated(trainer: pl.Trainer) -> None:
-    """Lightning notes a SIGTERM and stops its own loops at their next check; an evaluation checks before each batch."""
-    if trainer.received_sigterm:
+    """Lightning notes a SIGTERM and stops its own loops at their next check; an evaluation checks before each batch.
+    The ranks agree (a SIGTERM seen by any rank stops all of them at the same batch), so that no rank is left
+    waiting in the gather of the scores for one that stopped."""
+    if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
         raise SIGTERMException
 
 

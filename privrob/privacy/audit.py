@@ -37,17 +37,22 @@ def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strat
         device: where to run (default: the model's).
         rank, world_size: this process's shard; every rank must call with the same arguments.
         progress: show a progress bar per strategy and set (see :func:`~privrob.privacy.evaluation.score_examples`).
-        before_batch: called before every batch (to stop within one batch).
+        before_batch: called before every batch (to stop within one batch), as often on every rank: as many
+            times as the largest shard has batches.
     """
     device = device or next(model.parameters()).device
     batch_size = batch_size or datamodule.eval_batch_size
     sets = {"members": datamodule.members(), "nonmembers": datamodule.nonmembers()}
     subsets = {k: seeded_subset(len(d), num_points, seed + i) for i, (k, d) in enumerate(sets.items())}
+
+    def batches_per_rank(n: int) -> int:  # of the largest shard
+        return -(-(-(-n // world_size)) // batch_size)
     results = {}
     for strategy in strategies:
         rows = {k: score_examples(model, sets[k], shard(subsets[k], rank, world_size), strategy, batch_size, device,
                                   progress=f"{strategy.name} {k}" if progress else None,
-                                  before_batch=before_batch).compute() for k in sets}
+                                  before_batch=before_batch, checks=batches_per_rank(len(subsets[k]))).compute()
+                for k in sets}
         report = membership_report(rows["members"]["scores"].cpu(), rows["nonmembers"]["scores"].cpu())
         results[strategy.name] = {
             "train_acc": float(rows["members"]["correct"].double().mean()),

@@ -65,13 +65,15 @@ def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
 def score_examples(model: nn.Module, dataset: Dataset, indices: torch.Tensor,
                    strategy: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
                    batch_size: int, device: torch.device, collector: Optional[ExampleScores] = None,
-                   progress: Optional[str] = None, before_batch: Optional[Callable[[], None]] = None) -> ExampleScores:
+                   progress: Optional[str] = None, before_batch: Optional[Callable[[], None]] = None,
+                   checks: int = 0) -> ExampleScores:
     """Run ``strategy`` over ``dataset[indices]`` in batches, in :func:`evaluation_mode`, and add the rows to
     ``collector`` (a new one if None).
 
     ``progress``: a label; with it, a progress bar (points done, rate) on stderr once scoring has taken
     :data:`PROGRESS_DELAY` seconds. ``before_batch``: called before every batch, e.g. to raise when a stop was
-    requested, so that an evaluation stops within one batch.
+    requested, so that an evaluation stops within one batch; and again after the last batch until it has been
+    called ``checks`` times, so that ranks with uneven shards call it (and any collective in it) equally often.
     """
     collector = collector if collector is not None else ExampleScores()
     collector = collector.to(device)
@@ -89,4 +91,7 @@ def score_examples(model: nn.Module, dataset: Dataset, indices: torch.Tensor,
             scores, correct = strategy(model, x.to(device), y.to(device))
             collector.update(ids.to(device), scores.detach(), correct.detach())
             bar.update(len(y))
+    if before_batch is not None:
+        for _ in range(checks - len(loader)):
+            before_batch()
     return collector
