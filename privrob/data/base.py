@@ -23,28 +23,24 @@ class ImageTensorDataset(Dataset):
     """(image, label) pairs from an in-memory integer tensor (N, C, H, W), divided by ``pixel_max`` on access."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor,
-                 transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, pixel_max: float = 255.0) -> None:
-        self.images, self.labels, self.indices, self.transform = images, labels, indices, transform
-        self.pixel_max = pixel_max
+                 pixel_max: float = 255.0) -> None:
+        self.images, self.labels, self.indices, self.pixel_max = images, labels, indices, pixel_max
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         j = self.indices[i]
-        x = self.images[j].float().div_(self.pixel_max)
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, self.labels[j]
+        return self.images[j].float().div_(self.pixel_max), self.labels[j]
 
 
 class MembershipDataModule(pl.LightningDataModule):
     """Base DataModule: an image pool, a seeded member/non-member split, and the loaders Lightning asks for.
 
     Subclasses implement ``_load_pool`` (all images as uint8 (N, C, H, W) and int64 labels) and ``_split``
-    (member and non-member indices into the pool). ``train_dataloader`` serves the members (augmented if the
-    subclass sets ``train_transform``), ``val_dataloader`` and ``test_dataloader`` the non-members, and
-    ``members()``/``nonmembers()`` both sets unaugmented for membership inference.
+    (member and non-member indices into the pool). ``train_dataloader`` serves the members (training batches
+    augmented by ``augment_batch`` where the subclass sets ``augment``), ``val_dataloader`` and ``test_dataloader``
+    the non-members, and ``members()``/``nonmembers()`` both sets unaugmented for membership inference.
 
     Args:
         root: folder that holds the dataset's own folder (as torchvision's ``root``).
@@ -62,7 +58,8 @@ class MembershipDataModule(pl.LightningDataModule):
     input_shape: tuple[int, int, int]
     #: the study's l_inf budget for this dataset's evaluation attack (original-study.md §3.1)
     default_eps: float
-    train_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    #: whether training batches go through :meth:`augment_batch`
+    augment: bool = False
     #: the stored integer pixel value that means 1.0
     pixel_max: float = 255.0
 
@@ -85,6 +82,7 @@ class MembershipDataModule(pl.LightningDataModule):
         self.member_indices: Optional[torch.Tensor] = None
         self.nonmember_indices: Optional[torch.Tensor] = None
         self._shuffle_generator: Optional[torch.Generator] = None
+        self._augment_generator: Optional[torch.Generator] = None
 
     # -- what a dataset provides ---------------------------------------------------------------------------
     def _load_pool(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,6 +91,11 @@ class MembershipDataModule(pl.LightningDataModule):
 
     def _split(self, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Member and non-member indices into the pool."""
+        raise NotImplementedError
+
+    def augment_batch(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A random augmentation of a training batch (on its device), drawn from ``generator`` only
+        (where ``augment`` is set)."""
         raise NotImplementedError
 
     def _download(self, fetch: Callable[[], object], folder: Path) -> None:
@@ -137,18 +140,21 @@ class MembershipDataModule(pl.LightningDataModule):
         return indices[torch.randperm(len(indices), generator=generator)[:n]].sort().values
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The split, as int64 tensors, and the shuffling generator's state once training has begun (loadable with
-        ``torch.load(weights_only=True)``)."""
+        """The split, as int64 tensors, and the shuffling and augmentation generators' states once training has
+        begun (loadable with ``torch.load(weights_only=True)``)."""
         if self.member_indices is None:
             return {}
         state = {"member_indices": self.member_indices.clone(), "nonmember_indices": self.nonmember_indices.clone(),
                  "seed": torch.tensor(self.seed, dtype=torch.int64)}
         if self._shuffle_generator is not None:
             state["shuffle_generator"] = self._shuffle_generator.get_state()
+        if self._augment_generator is not None:
+            state["augment_generator"] = self._augment_generator.get_state()
         return state
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Use the split (and the shuffling generator) saved in a checkpoint instead of drawing them."""
+        """Use the split (and the shuffling and augmentation generators) saved in a checkpoint instead of drawing
+        them."""
         if "member_indices" not in state_dict:
             return
         self.member_indices = state_dict["member_indices"].long()
@@ -157,12 +163,15 @@ class MembershipDataModule(pl.LightningDataModule):
         if "shuffle_generator" in state_dict:
             self._shuffle_generator = torch.Generator()
             self._shuffle_generator.set_state(state_dict["shuffle_generator"])
+        if "augment_generator" in state_dict:
+            self._augment_generator = torch.Generator()
+            self._augment_generator.set_state(state_dict["augment_generator"])
 
     # -- datasets and loaders -------------------------------------------------------------------------------
-    def _dataset(self, indices: Optional[torch.Tensor], transform=None) -> ImageTensorDataset:
+    def _dataset(self, indices: Optional[torch.Tensor]) -> ImageTensorDataset:
         if indices is None or self.images is None:
             raise RuntimeError(f"{type(self).__name__}: call setup() before asking for data")
-        return ImageTensorDataset(self.images, self.labels, indices, transform, self.pixel_max)
+        return ImageTensorDataset(self.images, self.labels, indices, self.pixel_max)
 
     def members(self) -> ImageTensorDataset:
         """The training set, unaugmented."""
@@ -189,14 +198,27 @@ class MembershipDataModule(pl.LightningDataModule):
         checkpoint taken at an epoch end, whose loader Lightning builds afresh, draws the next epoch's order from
         where the uninterrupted run's generator stood, and building it draws nothing from the global generators.
         """
-        dataset = self._dataset(self.member_indices, self.train_transform)
+        dataset = self._dataset(self.member_indices)
         with torch.random.fork_rng(devices=[], enabled=self._shuffle_generator is not None):  # its seed is unused
             loader = StatefulDataLoader(dataset, batch_size=self.batch_size, shuffle=True,
                                         num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
         if self._shuffle_generator is None:
             self._shuffle_generator = loader.sampler.generator
         loader.sampler.generator = self._shuffle_generator
+        if self.augment and self._augment_generator is None:  # one more draw of the global generator; one per rank
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            self._augment_generator = torch.Generator().manual_seed(
+                int(torch.empty((), dtype=torch.int64).random_(2 ** 62)) + rank)
         return loader
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Training batches are augmented here, on their device, in the main process, when the step takes them
+        (not one batch ahead in the loader, nor in its workers) and from the data module's own generator, which
+        :meth:`state_dict` saves: a run resumed from any checkpoint draws the uninterrupted run's augmentation."""
+        if self.augment and self.trainer is not None and self.trainer.training:
+            x, y = batch
+            return [self.augment_batch(x, self._augment_generator), y]
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.nonmembers(), self.eval_batch_size)

@@ -12,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
+from privrob.data.augmentation import random_crop_and_flip
 from privrob.data.base import StandardSplitDataModule
 
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
@@ -21,9 +21,9 @@ TEST_FILES = ["test_batch"]
 
 
 class CIFAR10DataModule(StandardSplitDataModule):
-    """CIFAR10, (3, 32, 32) in [0, 1]. Training batches get a random 32x32 crop of the image zero-padded by
-    ``crop_padding`` on each side and a horizontal flip, as in the study (``augment=True``); membership inference and
-    evaluation never augment. The study's TF runs (natural, PGD, WRM: cifar10_challenge's
+    """CIFAR10, (3, 32, 32) in [0, 1]. Training batches get, per example, a random 32x32 crop of the image
+    zero-padded by ``crop_padding`` on each side and a horizontal flip, as in the study (``augment=True``; drawn by
+    :func:`~privrob.data.augmentation.random_crop_and_flip`); membership inference and evaluation never augment. The study's TF runs (natural, PGD, WRM: cifar10_challenge's
     ``resize_image_with_crop_or_pad`` to 36x36) pad by 2, its TRADES run (``RandomCrop(32, padding=4)``) by 4."""
 
     num_classes = 10
@@ -36,9 +36,10 @@ class CIFAR10DataModule(StandardSplitDataModule):
         super().__init__(root, batch_size, eval_batch_size, num_workers, seed, download, num_members, num_nonmembers)
         if crop_padding < 0:
             raise ValueError(f"`crop_padding` must be non-negative, got {crop_padding}")
-        self.augment = augment
-        if augment:
-            self.train_transform = v2.Compose([v2.RandomCrop(32, padding=crop_padding), v2.RandomHorizontalFlip()])
+        self.augment, self.crop_padding = augment, crop_padding
+
+    def augment_batch(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return random_crop_and_flip(x, self.crop_padding, generator)
 
     def prepare_data(self) -> None:
         if self.download and not (self.root / "cifar-10-batches-py").is_dir():

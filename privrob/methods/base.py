@@ -53,9 +53,8 @@ class RobustTraining(pl.LightningModule):
     Every checkpoint of it, whoever writes it (``RunCheckpoint``, the preemption callback, ``trainer.save_checkpoint``),
     carries the python, numpy, torch and CUDA generators (``checkpoint["rng"]``), and a fit resumed from it restores
     them where the uninterrupted run stood: on loading a checkpoint taken once an epoch's batches were all processed
-    (before the next epoch's loader draws its base seed), else at the next batch's start. Exact from an epoch end;
-    from the middle of an epoch only when loading a batch draws nothing (random augmentation is drawn one batch
-    ahead); never for augmentation drawn in worker processes.
+    (before the next epoch's loader draws its base seed), else at the next batch's start. The data module saves
+    its own shuffling and augmentation generators. Exact from any checkpoint, except with loader worker processes.
 
     Args:
         backbone: the network, (N, C, H, W) in [0, 1] → (N, classes) logits.

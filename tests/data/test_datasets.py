@@ -1,10 +1,13 @@
 import pickle
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from torchvision.transforms import v2
 
 from privrob.data import CIFAR10DataModule, DigitsDataModule, FashionMNISTDataModule, YaleDataModule
+from privrob.data.augmentation import random_crop_and_flip
 
 
 def test_fashion_mnist(fmnist_root):
@@ -35,26 +38,38 @@ def test_cifar10_from_pickles(cifar_root):
     assert int(y) == raw["labels"][3]
 
 
-def test_cifar10_augments_training_only(cifar_root):
-    dm = CIFAR10DataModule(root=str(cifar_root))
+def test_cifar10_augments_training_batches_only(cifar_root):
+    """The training step's batches are augmented (by the data module's own generator, not the global one); the
+    loader's images, validation batches and membership inference are not."""
+    dm = CIFAR10DataModule(root=str(cifar_root), batch_size=8)
     dm.setup()
-    torch.manual_seed(0)
-    train_x = torch.stack([dm.train_dataloader().dataset[0][0] for _ in range(8)])
-    assert not all(torch.equal(train_x[0], t) for t in train_x)  # random crop/flip changes the image
-    assert torch.equal(dm.members()[0][0], dm.members()[0][0])
+    x, y = next(iter(dm.train_dataloader()))
+    dm.trainer = SimpleNamespace(training=True, global_rank=0)
+    state = torch.get_rng_state()
+    augmented, labels = dm.on_after_batch_transfer([x, y], 0)
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is not drawn
+    assert torch.equal(labels, y) and augmented.shape == x.shape and not torch.equal(augmented, x)
+    dm.trainer = SimpleNamespace(training=False, global_rank=0)  # validation, sanity checking
+    assert dm.on_after_batch_transfer([x, y], 0)[0] is x
+    assert torch.equal(dm.members()[0][0], dm.train_dataloader().dataset[0][0])
+    assert CIFAR10DataModule(root=str(cifar_root), augment=False).on_after_batch_transfer([x, y], 0)[0] is x
 
 
-@pytest.mark.parametrize("padding", [2, 4])
-def test_cifar10_crop_padding(cifar_root, padding):
-    """The study's TF runs crop from the image padded to 36x36 (2 per side), its TRADES run from 40x40 (4)."""
-    dm = CIFAR10DataModule(root=str(cifar_root), crop_padding=padding)
-    torch.manual_seed(0)
-    shifts = set()
-    for _ in range(200):
-        crop = dm.train_transform(torch.ones(3, 32, 32))
-        rows, cols = crop[0].sum(1) == 0, crop[0].sum(0) == 0
-        shifts.add(max(int(rows.sum()), int(cols.sum())))
-    assert max(shifts) == padding
+@pytest.mark.parametrize("padding", [0, 2, 4])
+def test_random_crop_and_flip_is_torchvisions_crop_and_flip_per_example(padding):
+    """Each example is torchvision's zero-padded crop at its own offset, flipped or not; every offset in
+    {0, ..., 2·padding} and both flips occur (the study's TF runs pad by 2, its TRADES run by 4)."""
+    x = torch.rand(400, 3, 32, 32)
+    generator = torch.Generator().manual_seed(0)
+    out = random_crop_and_flip(x, padding, generator)
+    generator.manual_seed(0)
+    offsets = torch.randint(0, 2 * padding + 1, (2, 400), generator=generator)
+    flips = torch.rand(400, generator=generator) < 0.5
+    for i in range(400):
+        top, left = int(offsets[0, i]), int(offsets[1, i])
+        crop = v2.functional.crop(v2.functional.pad(x[i], [padding]), top, left, 32, 32)
+        assert torch.equal(out[i], v2.functional.horizontal_flip(crop) if flips[i] else crop), i
+    assert set(offsets.flatten().tolist()) == set(range(2 * padding + 1)) and 0 < int(flips.sum()) < 400
 
 
 def test_digits_half_split():
