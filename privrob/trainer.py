@@ -193,10 +193,13 @@ class PrivrobTrainer(pl.Trainer):
     def lira(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, ckpt_path: Optional[str] = None,
              num_reference: int = 4, reference_epochs: int = 10, seed: int = 0, output: Optional[str] = None,
              weights_only: Optional[bool] = None) -> dict:
-        """LiRA (Carlini et al. 2022) against a finished model: trains ``num_reference`` reference models by the same
-        method (the config's model, freshly initialised) on random halves of the target's data pool (its members and
-        non-members), then reports online and offline LiRA's AUC and TPR at 0.1% and 1% FPR on the target's members
-        vs non-members, written to ``<ckpt>.lira.json``. In practice the reference runs are a SLURM array.
+        """LiRA (Carlini et al. 2022) and RMIA (Zarifzadeh et al. 2024) against a finished model: trains
+        ``num_reference`` reference models by the same method (the config's model, freshly initialised) on random
+        halves of the target's data pool (its members and non-members), then reports online and offline LiRA and
+        RMIA on the target's members vs non-members (:func:`~privrob.privacy.functional.attack_report`: AUC, TPR at
+        0.1%, 1% and the lowest resolved FPR, balanced accuracy), written to ``<ckpt>.lira.json``. RMIA's population
+        is the target's non-members, its offline a chosen on the references. In practice the reference runs are a
+        SLURM array.
 
         Args:
             model: the run's model, as its config builds it.
@@ -209,7 +212,9 @@ class PrivrobTrainer(pl.Trainer):
             output: path stem of the report (default: next to the checkpoint).
             weights_only: ``torch.load``'s; None means True.
         """
-        from privrob.privacy.lira import lira_report, lira_scores, statistics
+        from privrob.privacy.functional import attack_report
+        from privrob.privacy.lira import lira_scores, statistics
+        from privrob.privacy.rmia import choose_offline_a, rmia_scores
 
         if ckpt_path is None:
             raise ValueError("lira needs --ckpt_path, the target checkpoint")
@@ -245,13 +250,20 @@ class PrivrobTrainer(pl.Trainer):
                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0).fit(ref, ref_data)
             reference.append(statistics(ref, images, labels))
         model.to(self.strategy.root_device)
-        scores = lira_scores(statistics(model, images, labels), torch.stack(reference), inside)
-        report = lira_report(scores, is_member)
+        target, reference = statistics(model, images, labels), torch.stack(reference)
+        # φ = log(p / (1 − p)) of the true label: RMIA's Pr(x|θ) at temperature 1 is its sigmoid
+        offline_a = choose_offline_a(reference.sigmoid(), inside)
+        scores = {"lira": lira_scores(target, reference, inside),
+                  "rmia": rmia_scores(target.sigmoid(), reference.sigmoid(), inside,
+                                      torch.nonzero(~is_member).squeeze(1), offline_a=offline_a)}
+        report = {attack: {name: attack_report(s[is_member], s[~is_member]) for name, s in variants.items()}
+                  for attack, variants in scores.items()}
         stem = Path(output) if output else Path(ckpt_path).with_suffix("")
         path = stem.parent / f"{stem.name}.lira.json"
         path.write_text(json.dumps({"checkpoint": str(ckpt_path), "num_reference": num_reference,
-                                    "reference_epochs": reference_epochs, **report}, indent=2) + "\n")
-        rank_zero_info(f"LiRA with {num_reference} reference models: " + ", ".join(
-            f"{name} AUC {r['auc']:.4f}, TPR@1%FPR {r['tpr@1%fpr']:.4f}, TPR@0.1%FPR {r['tpr@0.1%fpr']:.4f}"
-            for name, r in report.items()) + f"; written to {path}")
+                                    "reference_epochs": reference_epochs, "rmia_offline_a": offline_a, **report},
+                                   indent=2) + "\n")
+        rank_zero_info(f"LiRA and RMIA with {num_reference} reference models: " + "; ".join(
+            f"{attack} {name} AUC {r['auc']:.4f}, TPR@1%FPR {r['tpr@1%fpr']:.4f}, TPR@0.1%FPR {r['tpr@0.1%fpr']:.4f}"
+            for attack, variants in report.items() for name, r in variants.items()) + f"; written to {path}")
         return report

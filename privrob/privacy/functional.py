@@ -158,3 +158,15 @@ def membership_report(member_scores: torch.Tensor, nonmember_scores: torch.Tenso
         "members": len(member_scores),
         "nonmembers": len(nonmember_scores),
     }
+
+
+def attack_report(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> dict[str, float]:
+    """What a calibrated attack's scores say, the field's low-FPR reading (Carlini et al. 2022): ``auc``, TPR at
+    0.1% and 1% FPR, ``lowest_fpr`` (1 / non-members, the smallest FPR the sample resolves) and the TPR there, and
+    ``accuracy`` (the best threshold's balanced accuracy)."""
+    lowest = 1 / len(nonmember_scores)
+    return {"auc": roc_auc(member_scores, nonmember_scores),
+            "tpr@0.1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.001),
+            "tpr@1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.01),
+            "lowest_fpr": lowest, "tpr@lowest_fpr": tpr_at_fpr(member_scores, nonmember_scores, lowest),
+            "accuracy": inference_accuracy(member_scores, nonmember_scores)}

@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from privrob.privacy.evaluation import evaluation_mode
-from privrob.privacy.functional import roc_auc, tpr_at_fpr
 
 
 def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -57,13 +56,3 @@ def lira_scores(target: torch.Tensor, reference: torch.Tensor, inside: torch.Ten
     online = normal(mu_in, sd_in).log_prob(target) - normal(mu_out, sd_out).log_prob(target)
     offline = normal(mu_out, sd_out).cdf(target)
     return {"online": online, "offline": offline}
-
-
-def lira_report(scores: dict[str, torch.Tensor], is_member: torch.Tensor) -> dict[str, dict[str, float]]:
-    """AUC and TPR at 0.1% and 1% FPR of each LiRA variant on the target's members vs non-members."""
-    out = {}
-    for name, s in scores.items():
-        m, n = s[is_member], s[~is_member]
-        out[name] = {"auc": roc_auc(m, n), "tpr@0.1%fpr": tpr_at_fpr(m, n, 0.001),
-                     "tpr@1%fpr": tpr_at_fpr(m, n, 0.01)}
-    return out

@@ -197,7 +197,13 @@ def test_lira_end_to_end(quickstart_run):
                 "--num_reference", "4", "--reference_epochs", "6", cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((ckpt.parent / "last.lira.json").read_text())
-    assert report["online"]["auc"] > 0.5 and report["offline"]["auc"] > 0.5  # the target fits its members
+    for attack in ("lira", "rmia"):
+        for variant in ("online", "offline"):
+            r = report[attack][variant]
+            assert r["auc"] > 0.5, (attack, variant)  # the target fits its members
+            assert r["lowest_fpr"] == pytest.approx(1 / 899)  # above 0.1%: TPR at 0.1% FPR is TPR at FPR 0
+            assert r["tpr@0.1%fpr"] <= r["tpr@lowest_fpr"] <= r["tpr@1%fpr"]
+    assert report["rmia_offline_a"] in [i / 10 for i in range(11)]
     assert 0 <= report["online"]["tpr@0.1%fpr"] <= report["online"]["tpr@1%fpr"] <= 1
 
 

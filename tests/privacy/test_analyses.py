@@ -68,7 +68,8 @@ def test_calibrated_threshold_never_beats_the_oracle_and_risk_ranks_members(trai
 
 
 def test_lira_scores_follow_the_gaussians():
-    from privrob.privacy.lira import lira_report, lira_scores, logit_confidence
+    from privrob.privacy.functional import attack_report
+    from privrob.privacy.lira import lira_scores, logit_confidence
 
     logits = torch.tensor([[40.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     phi = logit_confidence(logits, torch.tensor([0, 1]))
@@ -78,8 +79,8 @@ def test_lira_scores_follow_the_gaussians():
     reference = torch.randn(16, 200, generator=g) + 2.0 * inside  # in-models see φ 2 higher
     is_member = torch.arange(200) < 100
     target = torch.randn(200, generator=g) + 2.0 * is_member
-    report = lira_report(lira_scores(target, reference, inside), is_member)
-    assert report["online"]["auc"] > 0.8 and report["offline"]["auc"] > 0.8
+    for scores in lira_scores(target, reference, inside).values():
+        assert attack_report(scores[is_member], scores[~is_member])["auc"] > 0.8
     with pytest.raises(ValueError, match="at least one reference model"):
         lira_scores(target, reference, torch.ones_like(inside))
 

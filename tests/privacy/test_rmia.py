@@ -1,0 +1,98 @@
+"""RMIA (Zarifzadeh, Liu, Shokri 2024) on hand-made probabilities with known answers."""
+
+import pytest
+import torch
+
+from privrob.privacy.functional import attack_report
+from privrob.privacy.lira import logit_confidence
+from privrob.privacy.rmia import (choose_offline_a, likelihood_ratio, marginal_probability, rmia_score,
+                                  rmia_scores, true_label_probability)
+
+
+def _random(n=60, k=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inside = torch.stack([torch.rand(n, generator=g) < 0.5 for _ in range(k // 2)])
+    inside = torch.cat([inside, ~inside])  # complementary pairs: every example in and out of some reference
+    reference = torch.rand(k, n, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    target = torch.rand(n, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    return target, reference, inside
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_score_is_the_fraction_of_the_population_it_beats(gamma):
+    target, reference, inside = _random()
+    population = torch.arange(20, 60)  # x in 20..59 is in its own population and not compared with itself
+    marginal = marginal_probability(reference, inside, offline_a=0.3)
+    lr = likelihood_ratio(target, marginal, target[population], marginal[population])
+    beats = (lr >= gamma).double()
+    beats[torch.arange(20, 60), torch.arange(40)] = 0
+    expected = beats.sum(1) / torch.where(torch.arange(60) >= 20, 39.0, 40.0).double()
+    assert torch.allclose(rmia_score(target, marginal, population, gamma), expected, atol=0, rtol=1e-12)
+
+
+def test_a_member_whose_references_find_it_hard_scores_above_an_easy_non_member():
+    # x0 (member): the target gives 0.9, models that did not train on it 0.2; x1 (non-member): 0.9 and 0.9;
+    # the other non-members around them, one (x6) that the target finds easier than the references do
+    target = torch.tensor([0.9, 0.9, 0.5, 0.6, 0.7, 0.8, 0.95], dtype=torch.float64)
+    reference = torch.tensor([[0.2, 0.9, 0.4, 0.7, 0.6, 0.9, 0.5]] * 4, dtype=torch.float64)
+    inside = torch.zeros(4, 7, dtype=torch.bool)
+    for name, score in rmia_scores(target, reference, inside, torch.arange(1, 7)).items():
+        assert score[0] > score[1], name
+        assert score[0] == 1.0  # its ratio beats every population example's
+
+
+def test_the_score_is_non_increasing_in_gamma():
+    target, reference, inside = _random(seed=1)
+    marginal = marginal_probability(reference, inside)
+    scores = torch.stack([rmia_score(target, marginal, torch.arange(30), g) for g in (0.25, 0.5, 1, 1.5, 2, 4)])
+    assert (scores[1:] <= scores[:-1]).all() and scores[0].sum() > scores[-1].sum()
+
+
+def test_marginals():
+    target, reference, inside = _random(seed=2)
+    out = (~inside).double()
+    pr_out = (reference * out).sum(0) / out.sum(0)
+    assert torch.allclose(marginal_probability(reference, inside, offline_a=1.0), pr_out)  # a = 1: Pr_OUT
+    assert torch.allclose(marginal_probability(reference, inside, offline_a=0.0), 0.5 * (pr_out + 1))
+    assert torch.allclose(marginal_probability(reference, inside), reference.mean(0))  # online: every reference
+    lr = likelihood_ratio(target, pr_out, target, pr_out)
+    assert torch.allclose(lr.diagonal(), torch.ones(60, dtype=torch.float64))  # z identical to x: LR = 1
+
+
+def test_true_label_probability_is_the_sigmoid_of_lira_statistic():
+    logits, labels = torch.randn(50, 10, generator=torch.Generator().manual_seed(0)), torch.arange(50) % 10
+    p = true_label_probability(logits, labels)
+    assert torch.allclose(p, logit_confidence(logits, labels).sigmoid())
+    flat = true_label_probability(logits, labels, temperature=1e6)
+    assert torch.allclose(flat, torch.full_like(flat, 0.1), atol=1e-5)
+
+
+def test_offline_a_is_chosen_on_the_references():
+    # references whose out-models underestimate the in-models' confidence by a factor: some a does better
+    g = torch.Generator().manual_seed(3)
+    n, k = 400, 8
+    inside = torch.stack([torch.rand(n, generator=g) < 0.5 for _ in range(k // 2)])
+    inside = torch.cat([inside, ~inside])
+    hardness = torch.rand(n, generator=g, dtype=torch.float64) * 0.8 + 0.1
+    reference = (hardness + 0.3 * inside * (1 - hardness)).clamp(max=0.999)
+    a = choose_offline_a(reference, inside)
+    assert a in [i / 10 for i in range(11)]
+    target_in = torch.rand(n, generator=g) < 0.5
+    target = (hardness + 0.3 * target_in * (1 - hardness)).clamp(max=0.999)
+    scores = rmia_scores(target, reference, inside, torch.nonzero(~target_in).squeeze(1), offline_a=a)
+    for name, s in scores.items():
+        assert attack_report(s[target_in], s[~target_in])["auc"] > 0.9, name
+
+
+def test_bad_arguments():
+    target, reference, inside = _random()
+    with pytest.raises(ValueError, match="gamma"):
+        rmia_score(target, target, torch.arange(5), gamma=0)
+    with pytest.raises(ValueError, match="offline_a"):
+        marginal_probability(reference, inside, offline_a=1.5)
+    with pytest.raises(ValueError, match="did not train on it"):
+        marginal_probability(reference, torch.ones_like(inside), offline_a=0.3)
+    with pytest.raises(ValueError, match="at least 2 reference"):
+        choose_offline_a(reference[:1], inside[:1])
+    with pytest.raises(ValueError, match="temperature"):
+        true_label_probability(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), temperature=0)
