@@ -15,8 +15,8 @@ from pytorch_lightning.loops.fit_loop import _FitLoop
 from pytorch_lightning.loops.loop import _Loop
 from pytorch_lightning.utilities import rank_zero_info
 
-from privrob.privacy.audit import (budget_sweep, evaluate_membership, figure_title, markdown_table, plot_secure_losses,
-                                  secure_split, write_budget_sweep, write_report)
+from privrob.privacy.audit import (budget_sweep, evaluate_membership, figure_title, markdown_table, plot_roc,
+                                  plot_secure_losses, secure_split, write_budget_sweep, write_report)
 from privrob.privacy.realistic import check_fraction, realistic_report
 from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
 
@@ -197,7 +197,8 @@ class PrivrobTrainer(pl.Trainer):
         ``num_reference`` reference models by the same method (the config's model, freshly initialised) on random
         halves of the target's data pool (its members and non-members), then reports online and offline LiRA and
         RMIA on the target's members vs non-members (:func:`~privrob.privacy.functional.attack_report`: AUC, TPR at
-        0.1%, 1% and the lowest resolved FPR, balanced accuracy), written to ``<ckpt>.lira.json``. RMIA's population
+        0.1%, 1% and the lowest resolved FPR, balanced accuracy) beside the study's threshold attack I_B, written to
+        ``<ckpt>.lira.json``, with their ROC curves on log-log axes in ``<ckpt>.lira.png``. RMIA's population
         is the target's non-members, its offline a chosen on the references. In practice the reference runs are a
         SLURM array.
 
@@ -244,6 +245,7 @@ class PrivrobTrainer(pl.Trainer):
             ref.backbone.reset_parameters()  # a fresh draw of the config's initialisation scheme
             ref_data = copy.copy(datamodule)
             ref_data.member_indices, ref_data.nonmember_indices = pool[inside[k]], pool[~inside[k]]
+            ref_data._shuffle_generator = ref_data._augment_generator = None  # its own, seeded by seed + k
             pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, max_epochs=reference_epochs,
                        gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm=self.gradient_clip_algorithm,
                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -255,11 +257,16 @@ class PrivrobTrainer(pl.Trainer):
         offline_a = choose_offline_a(reference.sigmoid(), inside)
         scores = {"lira": lira_scores(target, reference, inside),
                   "rmia": rmia_scores(target.sigmoid(), reference.sigmoid(), inside,
-                                      torch.nonzero(~is_member).squeeze(1), offline_a=offline_a)}
+                                      torch.nonzero(~is_member).squeeze(1), offline_a=offline_a),
+                  "threshold": {"I_B": target}}  # the study's attack: φ orders examples as Pr(x|θ) does
         report = {attack: {name: attack_report(s[is_member], s[~is_member]) for name, s in variants.items()}
                   for attack, variants in scores.items()}
         stem = Path(output) if output else Path(ckpt_path).with_suffix("")
         path = stem.parent / f"{stem.name}.lira.json"
+        curves = {f"{attack} {name}": (s[is_member], s[~is_member])
+                  for attack, variants in scores.items() for name, s in variants.items()}
+        plot_roc(curves, stem.parent / f"{stem.name}.lira.png", figure_title(
+            Path(ckpt_path).resolve().parent.parent.name, model, list(curves), "none (clean inputs)"))
         path.write_text(json.dumps({"checkpoint": str(ckpt_path), "num_reference": num_reference,
                                     "reference_epochs": reference_epochs, "rmia_offline_a": offline_a, **report},
                                    indent=2) + "\n")

@@ -96,3 +96,21 @@ def test_bad_arguments():
         choose_offline_a(reference[:1], inside[:1])
     with pytest.raises(ValueError, match="temperature"):
         true_label_probability(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), temperature=0)
+
+
+def test_roc_figure_is_log_log_from_the_lowest_resolved_fpr(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from privrob.privacy.audit import plot_roc
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: saved.append(fig))
+    g = torch.Generator().manual_seed(0)
+    curves = {"strong": (torch.randn(300, generator=g) + 2, torch.randn(200, generator=g)),
+              "weak": (torch.randn(300, generator=g) + 0.2, torch.randn(200, generator=g))}
+    plot_roc(curves, tmp_path / "roc.png", "run: title")
+    (ax,) = saved[0].axes
+    assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_xlim() == pytest.approx((1 / 200, 1))
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels[0].startswith("strong (AUC 0.9") and labels[1].startswith("weak (AUC 0.") and labels[2] == "chance"
+    assert ax.get_title() == "run: title"
