@@ -251,8 +251,10 @@ class MembershipInference(Callback):
 
 def _stop_if_terminated(trainer: pl.Trainer) -> None:
     """Lightning notes a SIGTERM and stops its own loops at their next check; an evaluation checks before each batch.
-    The ranks agree (a SIGTERM seen by any rank stops all of them at the same batch), so that no rank is left
-    waiting in the gather of the scores for one that stopped."""
+    The ranks agree (a rank that has noted the signal stops every rank at the same batch), so that a rank that notes
+    it later, or has finished its shard, is not left waiting in the gather of the scores for one that stopped. (A
+    signal that reaches one rank other than 0 alone can still hang: Lightning's own handler broadcasts from rank 0
+    inside the signal handler. SLURM and torchrun signal every rank; Lightning forwards rank 0's to the others.)"""
     if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
         raise SIGTERMException
 

@@ -94,8 +94,9 @@ class MembershipDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def augment_batch(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A random augmentation of a training batch (on its device), drawn from ``generator`` only
-        (where ``augment`` is set)."""
+        """A random augmentation of a training batch (on its device), drawn from ``generator`` only (where
+        ``augment`` is set). On N devices every rank shares the generator's stream (a checkpoint holds rank 0's
+        state, which every rank restores): each draws all ranks' parameters and uses its own."""
         raise NotImplementedError
 
     def _download(self, fetch: Callable[[], object], folder: Path) -> None:
@@ -196,7 +197,8 @@ class MembershipDataModule(pl.LightningDataModule):
         The shuffling generator (torchdata's sampler seeds its own from one draw of the global generator when the
         first loader is built) is kept across loaders and saved in :meth:`state_dict`: a run resumed from a
         checkpoint taken at an epoch end, whose loader Lightning builds afresh, draws the next epoch's order from
-        where the uninterrupted run's generator stood, and building it draws nothing from the global generators.
+        where the uninterrupted run's generator stood, and rebuilding it draws nothing from the global generators.
+        The first build also seeds the augmentation generator (where ``augment`` is set) from one global draw.
         """
         dataset = self._dataset(self.member_indices)
         with torch.random.fork_rng(devices=[], enabled=self._shuffle_generator is not None):  # its seed is unused
@@ -205,16 +207,21 @@ class MembershipDataModule(pl.LightningDataModule):
         if self._shuffle_generator is None:
             self._shuffle_generator = loader.sampler.generator
         loader.sampler.generator = self._shuffle_generator
-        if self.augment and self._augment_generator is None:  # one more draw of the global generator; one per rank
-            rank = self.trainer.global_rank if self.trainer is not None else 0
+        if self.augment and self._augment_generator is None:  # one more draw of the global generator (the same
+            # on every rank, as seed_everything leaves them): one stream for all ranks, see augment_batch
             self._augment_generator = torch.Generator().manual_seed(
-                int(torch.empty((), dtype=torch.int64).random_(2 ** 62)) + rank)
+                int(torch.empty((), dtype=torch.int64).random_(2 ** 62)))
         return loader
+
+    def _rank_and_world_size(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Training batches are augmented here, on their device, in the main process, when the step takes them
         (not one batch ahead in the loader, nor in its workers) and from the data module's own generator, which
-        :meth:`state_dict` saves: a run resumed from any checkpoint draws the uninterrupted run's augmentation."""
+        :meth:`state_dict` saves: a run resumed from any checkpoint draws the uninterrupted run's augmentation.
+        (Lightning calls this hook of the data module instead of the LightningModule's, where both define it.)"""
         if self.augment and self.trainer is not None and self.trainer.training:
             x, y = batch
             return [self.augment_batch(x, self._augment_generator), y]

@@ -23,8 +23,9 @@ TEST_FILES = ["test_batch"]
 class CIFAR10DataModule(StandardSplitDataModule):
     """CIFAR10, (3, 32, 32) in [0, 1]. Training batches get, per example, a random 32x32 crop of the image
     zero-padded by ``crop_padding`` on each side and a horizontal flip, as in the study (``augment=True``; drawn by
-    :func:`~privrob.data.augmentation.random_crop_and_flip`); membership inference and evaluation never augment. The study's TF runs (natural, PGD, WRM: cifar10_challenge's
-    ``resize_image_with_crop_or_pad`` to 36x36) pad by 2, its TRADES run (``RandomCrop(32, padding=4)``) by 4."""
+    :func:`~privrob.data.augmentation.random_crop_and_flip`); membership inference and evaluation never augment.
+    The study's TF runs (natural, PGD, WRM: cifar10_challenge's ``resize_image_with_crop_or_pad`` to 36x36) pad by
+    2, its TRADES run (``RandomCrop(32, padding=4)``) by 4."""
 
     num_classes = 10
     input_shape = (3, 32, 32)
@@ -39,7 +40,7 @@ class CIFAR10DataModule(StandardSplitDataModule):
         self.augment, self.crop_padding = augment, crop_padding
 
     def augment_batch(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return random_crop_and_flip(x, self.crop_padding, generator)
+        return random_crop_and_flip(x, self.crop_padding, generator, *self._rank_and_world_size())
 
     def prepare_data(self) -> None:
         if self.download and not (self.root / "cifar-10-batches-py").is_dir():

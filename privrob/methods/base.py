@@ -54,7 +54,8 @@ class RobustTraining(pl.LightningModule):
     carries the python, numpy, torch and CUDA generators (``checkpoint["rng"]``), and a fit resumed from it restores
     them where the uninterrupted run stood: on loading a checkpoint taken once an epoch's batches were all processed
     (before the next epoch's loader draws its base seed), else at the next batch's start. The data module saves
-    its own shuffling and augmentation generators. Exact from any checkpoint, except with loader worker processes.
+    its own shuffling and augmentation generators. Exact from any checkpoint on one device (tested), except with
+    loader worker processes (measured).
 
     Args:
         backbone: the network, (N, C, H, W) in [0, 1] → (N, classes) logits.

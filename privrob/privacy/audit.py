@@ -10,6 +10,7 @@ the single-process report: model accuracy on both sets under that strategy (clea
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -44,14 +45,12 @@ def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strat
     batch_size = batch_size or datamodule.eval_batch_size
     sets = {"members": datamodule.members(), "nonmembers": datamodule.nonmembers()}
     subsets = {k: seeded_subset(len(d), num_points, seed + i) for i, (k, d) in enumerate(sets.items())}
-
-    def batches_per_rank(n: int) -> int:  # of the largest shard
-        return -(-(-(-n // world_size)) // batch_size)
+    largest_shard_batches = {k: math.ceil(len(shard(s, 0, world_size)) / batch_size) for k, s in subsets.items()}
     results = {}
     for strategy in strategies:
         rows = {k: score_examples(model, sets[k], shard(subsets[k], rank, world_size), strategy, batch_size, device,
                                   progress=f"{strategy.name} {k}" if progress else None,
-                                  before_batch=before_batch, checks=batches_per_rank(len(subsets[k]))).compute()
+                                  before_batch=before_batch, before_batch_calls=largest_shard_batches[k]).compute()
                 for k in sets}
         report = membership_report(rows["members"]["scores"].cpu(), rows["nonmembers"]["scores"].cpu())
         results[strategy.name] = {

@@ -66,14 +66,15 @@ def score_examples(model: nn.Module, dataset: Dataset, indices: torch.Tensor,
                    strategy: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
                    batch_size: int, device: torch.device, collector: Optional[ExampleScores] = None,
                    progress: Optional[str] = None, before_batch: Optional[Callable[[], None]] = None,
-                   checks: int = 0) -> ExampleScores:
+                   before_batch_calls: int = 0) -> ExampleScores:
     """Run ``strategy`` over ``dataset[indices]`` in batches, in :func:`evaluation_mode`, and add the rows to
     ``collector`` (a new one if None).
 
     ``progress``: a label; with it, a progress bar (points done, rate) on stderr once scoring has taken
     :data:`PROGRESS_DELAY` seconds. ``before_batch``: called before every batch, e.g. to raise when a stop was
     requested, so that an evaluation stops within one batch; and again after the last batch until it has been
-    called ``checks`` times, so that ranks with uneven shards call it (and any collective in it) equally often.
+    called ``before_batch_calls`` times, so that ranks with uneven shards call it (and any collective in it) equally
+    often.
     """
     collector = collector if collector is not None else ExampleScores()
     collector = collector.to(device)
@@ -92,6 +93,6 @@ def score_examples(model: nn.Module, dataset: Dataset, indices: torch.Tensor,
             collector.update(ids.to(device), scores.detach(), correct.detach())
             bar.update(len(y))
     if before_batch is not None:
-        for _ in range(checks - len(loader)):
+        for _ in range(before_batch_calls - len(loader)):
             before_batch()
     return collector

@@ -236,8 +236,9 @@ def test_capacity_sweep_locally_and_collect(tmp_path):
 def test_readme_activates_the_environment_before_its_python_commands():
     """The README's commands after the setup write ``python``: it says how to get that python, and that works."""
     readme = (ROOT / "README.md").read_text()
-    first_bare = re.search(r"(?<![/\w])python -m privrob", readme).start()  # not .venv/bin/python
-    assert "source .venv/bin/activate" in readme[:first_bare]
+    first_bare = re.search(r"(?<![/\w])python -m privrob", readme)  # not .venv/bin/python
+    assert first_bare is not None, "the README writes no bare `python -m privrob` command any more"
+    assert "source .venv/bin/activate" in readme[:first_bare.start()]
     if not (ROOT / ".venv/bin/activate").is_file():
         pytest.skip("no .venv in the checkout (the README's setup makes one; .ci/run does)")
     path = ":".join(p for p in os.environ["PATH"].split(":") if not p.startswith(sys.prefix))  # no python of ours

@@ -44,15 +44,44 @@ def test_cifar10_augments_training_batches_only(cifar_root):
     dm = CIFAR10DataModule(root=str(cifar_root), batch_size=8)
     dm.setup()
     x, y = next(iter(dm.train_dataloader()))
-    dm.trainer = SimpleNamespace(training=True, global_rank=0)
+    dm.trainer = SimpleNamespace(training=True, global_rank=0, world_size=1)
     state = torch.get_rng_state()
     augmented, labels = dm.on_after_batch_transfer([x, y], 0)
     assert torch.equal(torch.get_rng_state(), state)  # the global generator is not drawn
     assert torch.equal(labels, y) and augmented.shape == x.shape and not torch.equal(augmented, x)
-    dm.trainer = SimpleNamespace(training=False, global_rank=0)  # validation, sanity checking
+    dm.trainer = SimpleNamespace(training=False, global_rank=0, world_size=1)  # validation, sanity checking
     assert dm.on_after_batch_transfer([x, y], 0)[0] is x
     assert torch.equal(dm.members()[0][0], dm.train_dataloader().dataset[0][0])
     assert CIFAR10DataModule(root=str(cifar_root), augment=False).on_after_batch_transfer([x, y], 0)[0] is x
+
+
+def test_cifar10_crops_from_the_image_padded_by_crop_padding(cifar_root):
+    generator = torch.Generator().manual_seed(0)
+    for padding in (2, 4):
+        out = CIFAR10DataModule(root=str(cifar_root), crop_padding=padding).augment_batch(
+            torch.ones(400, 3, 32, 32), generator)
+        zero_rows = (out[:, 0].sum(2) == 0).sum(1)  # rows of padding in each crop
+        assert int(zero_rows.max()) == padding
+
+
+def test_every_rank_draws_from_one_stream_and_takes_its_own_part():
+    """On N devices one generator state serves every rank: each advances it alike and uses its own slice."""
+    x = torch.rand(8, 3, 32, 32)
+    outs, states = [], []
+    for rank in range(3):
+        generator = torch.Generator().manual_seed(0)
+        outs.append(random_crop_and_flip(x, 4, generator, rank, 3))
+        states.append(generator.get_state())
+    assert all(torch.equal(s, states[0]) for s in states)
+    assert not torch.equal(outs[0], outs[1]) and not torch.equal(outs[1], outs[2])
+    generator = torch.Generator().manual_seed(0)
+    offsets = torch.randint(0, 9, (3, 2, 8), generator=generator)
+    flips = torch.rand(3, 8, generator=generator) < 0.5
+    for rank in range(3):
+        for i in range(8):
+            top, left = int(offsets[rank, 0, i]), int(offsets[rank, 1, i])
+            crop = v2.functional.crop(v2.functional.pad(x[i], [4]), top, left, 32, 32)
+            assert torch.equal(outs[rank][i], v2.functional.horizontal_flip(crop) if flips[rank, i] else crop)
 
 
 @pytest.mark.parametrize("padding", [0, 2, 4])

@@ -53,7 +53,8 @@ from privrob.trainer import PrivrobTrainer
 
 
 class SigtermOnRankOne(Callback):
-    """From epoch 1, counts evaluation forward passes; only rank 1 notes a SIGTERM, at its second."""
+    """From epoch 1, counts evaluation forward passes; rank 1 notes a SIGTERM at its second, before rank 0 has (as
+    when the signal reaches the ranks at different batches, or one rank only)."""
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.count = 0
@@ -64,7 +65,7 @@ class SigtermOnRankOne(Callback):
         if not module.training:
             self.count += 1
             if self.count == 2 and trainer.global_rank == 1:
-                trainer._signal_connector.received_sigterm = True  # as if the signal reached this rank only
+                trainer._signal_connector.received_sigterm = True  # what Lightning's handler sets
 
     def on_exception(self, trainer, pl_module, exception):
         with open(f"{sys.argv[1]}/rank{trainer.global_rank}.json", "w") as f:
@@ -81,9 +82,10 @@ trainer.fit(NaturalTraining(DigitsCNN(width=1)), DigitsDataModule(batch_size=32,
 '''
 
 
-def test_a_sigterm_seen_by_one_rank_stops_every_rank_at_the_same_evaluation_batch(tmp_path):
-    """Two processes (ddp, gloo) with uneven evaluation shards; during epoch 1's evaluation only rank 1 notes a
-    SIGTERM. Both stop before the next batch with Lightning's SIGTERMException, none waits in the gather."""
+def test_a_sigterm_noted_by_one_rank_stops_every_rank_at_the_same_evaluation_batch(tmp_path):
+    """Two processes (ddp, gloo) with uneven evaluation shards; during epoch 1's evaluation rank 1 notes a SIGTERM
+    that rank 0 has not. Both stop before the next batch with Lightning's SIGTERMException, none waits in the
+    gather."""
     script = tmp_path / "one_rank_terminated.py"
     script.write_text(ONE_RANK_TERMINATED)
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=ROOT, start_new_session=True,
