@@ -15,6 +15,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
 from privrob.privacy.audit import evaluate_membership, figure_title, markdown_table, save_figure
+from privrob.privacy.functional import roc_curve
 from privrob.privacy.strategies import STRATEGY_NAMES, bound_methods_of, build_strategy, default_strategies
 
 LOGGED = ("accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "train_acc", "test_acc", "threshold")
@@ -220,15 +221,13 @@ class MembershipInference(Callback):
         if not loggers:
             return
         import wandb
-        from torchmetrics.functional.classification import binary_roc
-        import torch
 
         payload = {"trainer/global_step": trainer.global_step}
         for name, r in results.items():
             m, n = r["scores"]["members"]["scores"], r["scores"]["nonmembers"]["scores"]
             payload[f"privacy/{name}/member_confidence"] = wandb.Histogram(m.numpy())
             payload[f"privacy/{name}/nonmember_confidence"] = wandb.Histogram(n.numpy())
-            fpr, tpr, _ = binary_roc(torch.cat([m, n]), torch.cat([torch.ones(len(m)), torch.zeros(len(n))]).long())
+            fpr, tpr = roc_curve(m, n)
             table = wandb.Table(data=[[float(a), float(b)] for a, b in zip(fpr, tpr)], columns=["fpr", "tpr"])
             payload[f"privacy/{name}/roc"] = wandb.plot.line(table, "fpr", "tpr", title=f"{name} ROC")
         for lg in loggers:

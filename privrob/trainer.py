@@ -197,8 +197,10 @@ class PrivrobTrainer(pl.Trainer):
         ``num_reference`` reference models by the same method (the config's model, freshly initialised) on random
         halves of the target's data pool (its members and non-members), then reports online and offline LiRA and
         RMIA on the target's members vs non-members (:func:`~privrob.privacy.functional.attack_report`: AUC, TPR at
-        0.1%, 1% and the lowest resolved FPR, balanced accuracy) beside the study's threshold attack I_B, written to
-        ``<ckpt>.lira.json``, with their ROC curves on log-log axes in ``<ckpt>.lira.png``. RMIA's population
+        0.1%, 1% and the lowest resolved FPR, balanced accuracy) beside the study's threshold attack on the same
+        statistic φ (``threshold phi``: I_B's order of examples, without the float32 softmax's ties at 1), written to
+        ``<ckpt>.lira.json``, with their ROC curves on log-log axes in ``<ckpt>.lira.png``. Pr(x|θ) of RMIA is the
+        softmax probability of the true label at temperature 1, sigmoid(φ). RMIA's population
         is the target's non-members, its offline a chosen on the references. In practice the reference runs are a
         SLURM array.
 
@@ -219,8 +221,9 @@ class PrivrobTrainer(pl.Trainer):
 
         if ckpt_path is None:
             raise ValueError("lira needs --ckpt_path, the target checkpoint")
-        if num_reference < 2:
-            raise ValueError(f"`num_reference` must be at least 2, got {num_reference}")
+        if num_reference < 3:
+            raise ValueError(f"`num_reference` must be at least 3 (RMIA's offline a is chosen by letting each "
+                             f"reference play the target against the others), got {num_reference}")
         template = copy.deepcopy(model).cpu()
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
         load_model_weights(model, checkpoint["state_dict"], ckpt_path)
@@ -245,7 +248,7 @@ class PrivrobTrainer(pl.Trainer):
             ref.backbone.reset_parameters()  # a fresh draw of the config's initialisation scheme
             ref_data = copy.copy(datamodule)
             ref_data.member_indices, ref_data.nonmember_indices = pool[inside[k]], pool[~inside[k]]
-            ref_data._shuffle_generator = ref_data._augment_generator = None  # its own, seeded by seed + k
+            ref_data.forget_generators()  # its own shuffling and augmentation, seeded by seed + k
             pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, max_epochs=reference_epochs,
                        gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm=self.gradient_clip_algorithm,
                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -258,7 +261,7 @@ class PrivrobTrainer(pl.Trainer):
         scores = {"lira": lira_scores(target, reference, inside),
                   "rmia": rmia_scores(target.sigmoid(), reference.sigmoid(), inside,
                                       torch.nonzero(~is_member).squeeze(1), offline_a=offline_a),
-                  "threshold": {"I_B": target}}  # the study's attack: φ orders examples as Pr(x|θ) does
+                  "threshold": {"phi": target}}  # the study's attack on φ: Pr(x|θ)'s order, without float32 ties
         report = {attack: {name: attack_report(s[is_member], s[~is_member]) for name, s in variants.items()}
                   for attack, variants in scores.items()}
         stem = Path(output) if output else Path(ckpt_path).with_suffix("")
@@ -266,7 +269,7 @@ class PrivrobTrainer(pl.Trainer):
         curves = {f"{attack} {name}": (s[is_member], s[~is_member])
                   for attack, variants in scores.items() for name, s in variants.items()}
         plot_roc(curves, stem.parent / f"{stem.name}.lira.png", figure_title(
-            Path(ckpt_path).resolve().parent.parent.name, model, list(curves), "none (clean inputs)"))
+            Path(ckpt_path).resolve().parent.parent.name, model, list(scores), "none (clean inputs)"))
         path.write_text(json.dumps({"checkpoint": str(ckpt_path), "num_reference": num_reference,
                                     "reference_epochs": reference_epochs, "rmia_offline_a": offline_a, **report},
                                    indent=2) + "\n")

@@ -213,6 +213,11 @@ class MembershipDataModule(pl.LightningDataModule):
                 int(torch.empty((), dtype=torch.int64).random_(2 ** 62)))
         return loader
 
+    def forget_generators(self) -> None:
+        """Draw the shuffling and augmentation generators afresh (from the global generator) at the next loader
+        build, e.g. for a model trained on another split."""
+        self._shuffle_generator = self._augment_generator = None
+
     def _rank_and_world_size(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from privrob.privacy.evaluation import score_examples, seeded_subset, shard
-from privrob.privacy.functional import inference_accuracy, membership_report, roc_auc
+from privrob.privacy.functional import inference_accuracy, membership_report, roc_auc, roc_curve
 from privrob.privacy.strategies import Strategy
 
 
@@ -222,28 +222,27 @@ def plot_roc(curves: dict[str, tuple[torch.Tensor, torch.Tensor]], path: Path, t
     """The field's standard figure (Carlini et al. 2022, Figure 1): the ROC of every attack, ``{name: (member
     scores, non-member scores)}``, on log-log axes from the lowest FPR the non-members resolve (1/n) to 1, with
     chance as the diagonal."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from torchmetrics.functional.classification import binary_roc
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    lowest = 1.0
+    lowest_fpr = min(1 / len(n) for m, n in curves.values())
+    lowest_tpr = min(1 / len(m) for m, n in curves.values())
     for name, (m, n) in curves.items():
-        preds = torch.cat([m, n]).double()
-        target = torch.cat([torch.ones(len(m)), torch.zeros(len(n))]).long()
-        fpr, tpr, _ = binary_roc(preds, target)
-        auc = roc_auc(m, n)
-        ax.plot(fpr.clamp(min=1 / len(n)).numpy(), tpr.clamp(min=1 / len(m)).numpy(), label=f"{name} (AUC {auc:.3f})")
-        lowest = min(lowest, 1 / len(n))
-    ax.plot([lowest, 1], [lowest, 1], color="grey", lw=0.8, ls=":", label="chance")
+        fpr, tpr = roc_curve(m, n)
+        ax.plot(fpr.clamp(min=lowest_fpr).numpy(), tpr.clamp(min=lowest_tpr).numpy(),
+                label=f"{name} (AUC {roc_auc(m, n):.3f})")
+    ax.plot([lowest_fpr, 1], [lowest_fpr, 1], color="grey", lw=0.8, ls=":", label="chance")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlim(lowest, 1)
-    ax.set_ylim(lowest, 1)
-    ax.set_xlabel(f"false positive rate (lowest resolved: 1/{round(1 / lowest)})")
+    ax.set_xlim(lowest_fpr, 1)
+    ax.set_ylim(lowest_tpr, 1)
+    ax.set_xlabel(f"false positive rate (lowest resolved: 1/{round(1 / lowest_fpr)})")
     ax.set_ylabel("true positive rate")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 70) if title else None, fontsize=9)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -117,20 +117,29 @@ def threshold_accuracy(member_scores: torch.Tensor, nonmember_scores: torch.Tens
     return float(0.5 * (tpr + tnr))
 
 
+def roc_curve(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """False- and true-positive rates of the score as a membership detector, one point per distinct threshold."""
+    fprs, tprs, _ = binary_roc(*_preds_target(member_scores, nonmember_scores), thresholds=None)
+    return fprs, tprs
+
+
 def tpr_at_fpr(member_scores: torch.Tensor, nonmember_scores: torch.Tensor, fpr: float) -> float:
     """Highest true-positive rate over thresholds whose false-positive rate is at most ``fpr``."""
     if not 0 <= fpr <= 1:
         raise ValueError(f"`fpr` must be in [0, 1], got {fpr}")
-    preds, target = _preds_target(member_scores, nonmember_scores)
-    fprs, tprs, _ = binary_roc(preds, target, thresholds=None)
+    fprs, tprs = roc_curve(member_scores, nonmember_scores)
     ok = fprs <= fpr + 1e-12
     return float(tprs[ok].max()) if ok.any() else 0.0
 
 
 def _preds_target(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions for torchmetrics' ROC: the scores' dense ranks scaled into [0, 1] (same order, same ties).
+    torchmetrics passes predictions outside [0, 1] through a sigmoid, which in float64 ties every score above
+    about 37 (LiRA's log-likelihood ratios, logit statistics) at 1.0."""
     member_scores = _as_1d("member_scores", member_scores)
     nonmember_scores = _as_1d("nonmember_scores", nonmember_scores)
-    preds = torch.cat([member_scores, nonmember_scores]).double().cpu()
+    distinct, rank = torch.cat([member_scores, nonmember_scores]).double().cpu().unique(return_inverse=True)
+    preds = rank.double() / max(len(distinct) - 1, 1)
     target = torch.cat([torch.ones(len(member_scores)), torch.zeros(len(nonmember_scores))]).long()
     return preds, target
 
@@ -163,7 +172,7 @@ def membership_report(member_scores: torch.Tensor, nonmember_scores: torch.Tenso
 def attack_report(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> dict[str, float]:
     """What a calibrated attack's scores say, the field's low-FPR reading (Carlini et al. 2022): ``auc``, TPR at
     0.1% and 1% FPR, ``lowest_fpr`` (1 / non-members, the smallest FPR the sample resolves) and the TPR there, and
-    ``accuracy`` (the best threshold's balanced accuracy)."""
+    ``accuracy`` (the balanced accuracy of the best threshold: the study's oracle threshold)."""
     lowest = 1 / len(nonmember_scores)
     return {"auc": roc_auc(member_scores, nonmember_scores),
             "tpr@0.1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.001),

@@ -61,14 +61,18 @@ def rmia_score(target: torch.Tensor, marginal: torch.Tensor, population: torch.T
     """
     if gamma <= 0:
         raise ValueError(f"`gamma` must be positive, got {gamma}")
+    if population.dtype == torch.bool or population.is_floating_point() or len(population.unique()) != len(population):
+        raise ValueError("`population` must be distinct integer indices")
     if len(population) < 2:
         raise ValueError(f"the population needs at least 2 examples, got {len(population)}")
     ratio = target.double() / marginal.double()
+    if not torch.isfinite(ratio).all():
+        raise ValueError("Pr(x|θ) / Pr(x) is not finite for some example (a marginal probability of 0)")
     sorted_z = ratio[population].sort().values
     # LR(x, z) ≥ γ  ⇔  ratio(z) ≤ ratio(x) / γ: count with one binary search per x instead of an (n, m) matrix
     bound = ratio / gamma
     count = torch.searchsorted(sorted_z, bound, right=True).double()
-    in_population = torch.zeros(len(ratio), dtype=torch.bool)
+    in_population = torch.zeros(len(ratio), dtype=torch.bool, device=ratio.device)
     in_population[population] = True
     count -= (in_population & (ratio <= bound)).double()  # x was counted against itself
     return count / (len(population) - in_population.double())
@@ -92,25 +96,23 @@ def rmia_scores(target: torch.Tensor, reference: torch.Tensor, inside: torch.Ten
 
 def choose_offline_a(reference: torch.Tensor, inside: torch.Tensor, gamma: float = 1.0,
                      grid: Sequence[float] = tuple(i / 10 for i in range(11))) -> float:
-    """The a of offline RMIA chosen as the paper does, on the references alone: each reference in turn plays the
-    target, attacked by offline RMIA with the others (population: its own non-members); the a of ``grid`` with the
-    highest mean AUC."""
+    """The a of offline RMIA chosen on the references alone, as the paper does by simulating the attack on them: each
+    reference in turn plays the target, attacked by offline RMIA with all the others (ML Privacy Meter's
+    ``tune_offline_a`` uses one paired reference instead; population: the playing reference's non-members); the a of
+    ``grid`` with the highest mean AUC (the smallest such a on ties)."""
     k = len(reference)
-    if k < 2:
-        raise ValueError(f"choosing `offline_a` needs at least 2 reference models, got {k}")
+    # a reference can play the target only if every example is left out of one of the others (Pr_OUT exists)
+    players = [t for t in range(k) if (~inside[torch.arange(k) != t]).any(0).all()]
+    if not players:
+        raise ValueError(f"choosing `offline_a` needs 3 or more reference models in complementary pairs, got {k}")
     best, best_auc = grid[0], -1.0
     for a in grid:
         aucs = []
-        for t in range(k):
-            others = torch.arange(k) != t
-            members = inside[t]
-            if (~inside[others]).sum(0).eq(0).any():
-                continue  # an example that every other reference trained on has no Pr_OUT
+        for t in players:
+            others, members = torch.arange(k) != t, inside[t]
             scores = rmia_score(reference[t], marginal_probability(reference[others], inside[others], a),
                                 torch.nonzero(~members).squeeze(1), gamma)
             aucs.append(roc_auc(scores[members], scores[~members]))
-        if not aucs:
-            raise ValueError("choosing `offline_a` needs examples left out of every reference but one")
         mean = sum(aucs) / len(aucs)
         if mean > best_auc:
             best, best_auc = a, mean

@@ -204,7 +204,7 @@ def test_lira_end_to_end(quickstart_run):
             assert r["lowest_fpr"] == pytest.approx(1 / 899)  # above 0.1%: TPR at 0.1% FPR is TPR at FPR 0
             assert r["tpr@0.1%fpr"] <= r["tpr@lowest_fpr"] <= r["tpr@1%fpr"]
     assert report["rmia_offline_a"] in [i / 10 for i in range(11)]
-    assert report["threshold"]["I_B"]["auc"] > 0.5 and (ckpt.parent / "last.lira.png").is_file()
+    assert report["threshold"]["phi"]["auc"] > 0.5 and (ckpt.parent / "last.lira.png").is_file()
 
 
 def test_capacity_sweep_locally_and_collect(tmp_path):

@@ -68,20 +68,35 @@ def test_true_label_probability_is_the_sigmoid_of_lira_statistic():
 
 
 def test_offline_a_is_chosen_on_the_references():
-    # references whose out-models underestimate the in-models' confidence by a factor: some a does better
+    # in-models are more confident than out-models: Pr_IN = 0.3 + 0.7·h against Pr_OUT = h, so that the paper's
+    # linear form ½((1 + a)·Pr_OUT + 1 − a) is the mean of both at a = 0.7, and small a flattens the marginal
     g = torch.Generator().manual_seed(3)
     n, k = 400, 8
     inside = torch.stack([torch.rand(n, generator=g) < 0.5 for _ in range(k // 2)])
     inside = torch.cat([inside, ~inside])
     hardness = torch.rand(n, generator=g, dtype=torch.float64) * 0.8 + 0.1
-    reference = (hardness + 0.3 * inside * (1 - hardness)).clamp(max=0.999)
+    pr_in, pr_out = 0.3 + 0.7 * hardness, hardness
+    reference = torch.where(inside, pr_in, pr_out)
+    assert torch.allclose(marginal_probability(reference, inside, offline_a=0.7), (pr_in + pr_out) / 2)
     a = choose_offline_a(reference, inside)
-    assert a in [i / 10 for i in range(11)]
     target_in = torch.rand(n, generator=g) < 0.5
-    target = (hardness + 0.3 * target_in * (1 - hardness)).clamp(max=0.999)
-    scores = rmia_scores(target, reference, inside, torch.nonzero(~target_in).squeeze(1), offline_a=a)
-    for name, s in scores.items():
-        assert attack_report(s[target_in], s[~target_in])["auc"] > 0.9, name
+    target = torch.where(target_in, pr_in, pr_out)
+    nonmembers = torch.nonzero(~target_in).squeeze(1)
+
+    def offline_auc(a):
+        s = rmia_scores(target, reference, inside, nonmembers, offline_a=a)["offline"]
+        return attack_report(s[target_in], s[~target_in])["auc"]
+    assert a >= 0.3 and offline_auc(a) > offline_auc(0.0) + 0.02 and offline_auc(a) > 0.95
+
+
+def test_attack_report_reads_the_lowest_resolved_fpr_and_ignores_the_score_scale():
+    members, nonmembers = torch.tensor([12.0, 10.0]), torch.cat([torch.tensor([11.0]), torch.zeros(499)])
+    for shift in (0.0, 50.0):  # scores above ~37 are not squashed together (torchmetrics' sigmoid on logits)
+        r = attack_report(members + shift, nonmembers + shift)
+        assert r["lowest_fpr"] == 1 / 500 and r["tpr@lowest_fpr"] == 1.0  # threshold 10: one false positive
+        assert r["tpr@0.1%fpr"] == 0.5  # 0.1% < 1/500: no false positive allowed, threshold 12
+        assert r["auc"] == pytest.approx((499 + 499 + 1) / 1000)  # 12 above all; 10 above all but 11
+        assert r["accuracy"] == pytest.approx(0.5 * (1 + 499 / 500))
 
 
 def test_bad_arguments():
@@ -92,8 +107,14 @@ def test_bad_arguments():
         marginal_probability(reference, inside, offline_a=1.5)
     with pytest.raises(ValueError, match="did not train on it"):
         marginal_probability(reference, torch.ones_like(inside), offline_a=0.3)
-    with pytest.raises(ValueError, match="at least 2 reference"):
-        choose_offline_a(reference[:1], inside[:1])
+    with pytest.raises(ValueError, match="3 or more reference models"):
+        choose_offline_a(reference[:2], torch.stack([inside[0], ~inside[0]]))
+    with pytest.raises(ValueError, match="distinct integer"):
+        rmia_score(target, target, torch.tensor([1, 1, 2]))
+    with pytest.raises(ValueError, match="distinct integer"):
+        rmia_score(target, target, torch.arange(60) < 30)
+    with pytest.raises(ValueError, match="not finite"):
+        rmia_score(torch.tensor([0.0, 0.5, 0.5]), torch.tensor([0.0, 0.5, 0.5]), torch.arange(3))
     with pytest.raises(ValueError, match="temperature"):
         true_label_probability(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), temperature=0)
 
@@ -111,6 +132,9 @@ def test_roc_figure_is_log_log_from_the_lowest_resolved_fpr(tmp_path, monkeypatc
     plot_roc(curves, tmp_path / "roc.png", "run: title")
     (ax,) = saved[0].axes
     assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_xlim() == pytest.approx((1 / 200, 1))
+    assert ax.get_ylim() == pytest.approx((1 / 300, 1))  # a TPR of 0 sits at the bottom edge
+    first = ax.get_lines()[0].get_xydata()[0]
+    assert first[0] == pytest.approx(1 / 200) and first[1] == pytest.approx(1 / 300)  # FPR 0, TPR 0 at the corner
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels[0].startswith("strong (AUC 0.9") and labels[1].startswith("weak (AUC 0.") and labels[2] == "chance"
+    assert labels[0].startswith("strong (AUC 0.9") and labels[1].startswith("weak (AUC 0.5") and labels[2] == "chance"
     assert ax.get_title() == "run: title"
