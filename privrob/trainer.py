@@ -18,7 +18,8 @@ from pytorch_lightning.utilities import rank_zero_info
 from privrob.privacy.audit import (budget_sweep, evaluate_membership, figure_title, markdown_table, plot_roc,
                                   plot_secure_losses, secure_split, write_budget_sweep, write_report)
 from privrob.privacy.realistic import check_fraction, realistic_report
-from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
+from privrob.privacy.lira import SIGNALS
+from privrob.privacy.strategies import Adversarial, Benign, bound_methods_of, build_strategy, default_strategies
 
 
 def load_checkpoint(path: str, weights_only: bool = True) -> dict:
@@ -192,17 +193,18 @@ class PrivrobTrainer(pl.Trainer):
 
     def lira(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, ckpt_path: Optional[str] = None,
              num_reference: int = 4, reference_epochs: int = 10, seed: int = 0, output: Optional[str] = None,
+             signals: Optional[list[str]] = None, eps: Optional[float] = None, attack_steps: int = 20,
              weights_only: Optional[bool] = None) -> dict:
         """LiRA (Carlini et al. 2022) and RMIA (Zarifzadeh et al. 2024) against a finished model: trains
         ``num_reference`` reference models by the same method (the config's model, freshly initialised) on random
         halves of the target's data pool (its members and non-members), then reports online and offline LiRA and
         RMIA on the target's members vs non-members (:func:`~privrob.privacy.functional.attack_report`: AUC, TPR at
         0.1%, 1% and the lowest resolved FPR, balanced accuracy) beside the study's threshold attack on the same
-        statistic φ (``threshold phi``: I_B's order of examples, without the float32 softmax's ties at 1), written to
-        ``<ckpt>.lira.json``, with their ROC curves on log-log axes in ``<ckpt>.lira.png``. Pr(x|θ) of RMIA is the
-        softmax probability of the true label at temperature 1, sigmoid(φ). RMIA's population
-        is the target's non-members, its offline a chosen on the references. In practice the reference runs are a
-        SLURM array.
+        statistic φ (``threshold phi``: I_B's or I_A's order of examples, without the float32 softmax's ties at 1),
+        per signal, written to ``<ckpt>.lira.json``, with their ROC curves on log-log axes in ``<ckpt>.lira.png``.
+        Pr(x|θ) of RMIA is the softmax probability of the true label at temperature 1, sigmoid(φ); its population is
+        the target's non-members, its offline a chosen on the references. In practice the reference runs are a SLURM
+        array.
 
         Args:
             model: the run's model, as its config builds it.
@@ -213,17 +215,28 @@ class PrivrobTrainer(pl.Trainer):
             reference_epochs: epochs of each reference run.
             seed: seed of the halves and of the reference initialisations.
             output: path stem of the report (default: next to the checkpoint).
+            signals: the inputs φ is measured on: ``clean``, and ``adversarial`` (the study's evaluation attack,
+                PGD-``attack_steps`` at ``eps``, against each model scored: the target and every reference); default
+                ``[clean]``.
+            eps: the adversarial signal's l_inf budget (default: the datamodule's ``default_eps``).
+            attack_steps: its PGD steps (step 2.5·ε/steps, from the clean input, as the study).
             weights_only: ``torch.load``'s; None means True.
         """
         from privrob.privacy.functional import attack_report
         from privrob.privacy.lira import lira_scores, statistics
         from privrob.privacy.rmia import choose_offline_a, rmia_scores
 
+        signals = list(signals or ["clean"])
         if ckpt_path is None:
             raise ValueError("lira needs --ckpt_path, the target checkpoint")
         if num_reference < 3:
             raise ValueError(f"`num_reference` must be at least 3 (RMIA's offline a is chosen by letting each "
                              f"reference play the target against the others), got {num_reference}")
+        if not signals or len(set(signals)) != len(signals) or not set(signals) <= set(SIGNALS):
+            raise ValueError(f"`signals` can be distinct values of {', '.join(SIGNALS)}, got {signals}")
+        eps = eps if eps is not None else datamodule.default_eps
+        inputs = {"clean": Benign(), "adversarial": Adversarial(eps=eps, steps=attack_steps,
+                                                                 rel_step_size=2.5 / attack_steps)}
         template = copy.deepcopy(model).cpu()
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
         load_model_weights(model, checkpoint["state_dict"], ckpt_path)
@@ -241,7 +254,7 @@ class PrivrobTrainer(pl.Trainer):
         for k in range(num_reference):
             halves.append(~halves[-1] if k % 2 else torch.randperm(len(pool), generator=generator) < len(pool) // 2)
         inside = torch.stack(halves)
-        reference = []
+        reference = {signal: [] for signal in signals}
         for k in range(num_reference):
             torch.manual_seed(seed + k)
             ref = copy.deepcopy(template)
@@ -253,27 +266,33 @@ class PrivrobTrainer(pl.Trainer):
                        gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm=self.gradient_clip_algorithm,
                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0).fit(ref, ref_data)
-            reference.append(statistics(ref, images, labels))
+            for signal in signals:
+                reference[signal].append(statistics(ref, images, labels, signal=inputs[signal]))
         model.to(self.strategy.root_device)
-        target, reference = statistics(model, images, labels), torch.stack(reference)
-        # φ = log(p / (1 − p)) of the true label: RMIA's Pr(x|θ) at temperature 1 is its sigmoid
-        offline_a = choose_offline_a(reference.sigmoid(), inside)
-        scores = {"lira": lira_scores(target, reference, inside),
-                  "rmia": rmia_scores(target.sigmoid(), reference.sigmoid(), inside,
-                                      torch.nonzero(~is_member).squeeze(1), offline_a=offline_a),
-                  "threshold": {"phi": target}}  # the study's attack on φ: Pr(x|θ)'s order, without float32 ties
-        report = {attack: {name: attack_report(s[is_member], s[~is_member]) for name, s in variants.items()}
-                  for attack, variants in scores.items()}
+        scores, offline_a = {}, {}
+        for signal in signals:
+            target, ref_phi = statistics(model, images, labels, signal=inputs[signal]), torch.stack(reference[signal])
+            # φ = log(p / (1 − p)) of the true label: RMIA's Pr(x|θ) at temperature 1 is its sigmoid
+            offline_a[signal] = choose_offline_a(ref_phi.sigmoid(), inside)
+            scores[signal] = {
+                "lira": lira_scores(target, ref_phi, inside),
+                "rmia": rmia_scores(target.sigmoid(), ref_phi.sigmoid(), inside, torch.nonzero(~is_member).squeeze(1),
+                                    offline_a=offline_a[signal]),
+                "threshold": {"phi": target}}  # the study's attack on φ: Pr(x|θ)'s order, without float32 ties
+        report = {signal: {attack: {name: attack_report(s[is_member], s[~is_member]) for name, s in variants.items()}
+                           for attack, variants in attacks.items()} for signal, attacks in scores.items()}
         stem = Path(output) if output else Path(ckpt_path).with_suffix("")
         path = stem.parent / f"{stem.name}.lira.json"
-        curves = {f"{attack} {name}": (s[is_member], s[~is_member])
-                  for attack, variants in scores.items() for name, s in variants.items()}
+        curves = {f"{signal} {attack} {name}": (s[is_member], s[~is_member]) for signal, attacks in scores.items()
+                  for attack, variants in attacks.items() for name, s in variants.items()}
         plot_roc(curves, stem.parent / f"{stem.name}.lira.png", figure_title(
-            Path(ckpt_path).resolve().parent.parent.name, model, list(scores), "none (clean inputs)"))
+            Path(ckpt_path).resolve().parent.parent.name, model, ["LiRA", "RMIA", "threshold"],
+            f"{eps:g} ({', '.join(signals)} signal)" if "adversarial" in signals else "none (clean signal)"))
         path.write_text(json.dumps({"checkpoint": str(ckpt_path), "num_reference": num_reference,
-                                    "reference_epochs": reference_epochs, "rmia_offline_a": offline_a, **report},
-                                   indent=2) + "\n")
+                                    "reference_epochs": reference_epochs, "eps": eps, "attack_steps": attack_steps,
+                                    "rmia_offline_a": offline_a, **report}, indent=2) + "\n")
         rank_zero_info(f"LiRA and RMIA with {num_reference} reference models: " + "; ".join(
-            f"{attack} {name} AUC {r['auc']:.4f}, TPR@1%FPR {r['tpr@1%fpr']:.4f}, TPR@0.1%FPR {r['tpr@0.1%fpr']:.4f}"
-            for attack, variants in report.items() for name, r in variants.items()) + f"; written to {path}")
+            f"{signal} {attack} {name} AUC {r['auc']:.4f}, TPR@1%FPR {r['tpr@1%fpr']:.4f}"
+            for signal, attacks in report.items() for attack, variants in attacks.items()
+            for name, r in variants.items()) + f"; written to {path}")
         return report

@@ -9,10 +9,17 @@ over examples (Carlini et al.'s "fixed variance").
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
 from privrob.privacy.evaluation import evaluation_mode
+from privrob.privacy.strategies import Benign, Strategy
+
+
+#: inputs the statistic is measured on: as given, or after the study's evaluation attack against the scored model
+SIGNALS = ("clean", "adversarial")
 
 
 def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -23,12 +30,16 @@ def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return true - torch.logsumexp(others, dim=1)
 
 
-@torch.no_grad()
-def statistics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """φ of every example under ``model``, in :func:`~privrob.privacy.evaluation.evaluation_mode`."""
+def statistics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256,
+               signal: Optional[Strategy] = None) -> torch.Tensor:
+    """φ of every example under ``model``, in :func:`~privrob.privacy.evaluation.evaluation_mode`, on the clean
+    input or, with ``signal``, on that strategy's input (:class:`~privrob.privacy.strategies.Adversarial`: the
+    study's evaluation attack against ``model`` itself, the adversarial signal)."""
+    signal = signal if signal is not None else Benign()
     device = next(model.parameters()).device
     with evaluation_mode(model):
-        out = [logit_confidence(model(images[i:i + batch_size].to(device)).cpu(), labels[i:i + batch_size])
+        out = [logit_confidence(signal.logits(model, images[i:i + batch_size].to(device),
+                                              labels[i:i + batch_size].to(device)).cpu(), labels[i:i + batch_size])
                for i in range(0, len(labels), batch_size)]
     return torch.cat(out)
 

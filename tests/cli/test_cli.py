@@ -194,17 +194,32 @@ def test_lira_end_to_end(quickstart_run):
     cwd, _ = quickstart_run
     ckpt = cwd / "runs/quickstart/checkpoints/last.ckpt"
     r = run_cli("lira", "--config", str(cwd / "runs/quickstart/config.yaml"), "--ckpt_path", str(ckpt),
-                "--num_reference", "4", "--reference_epochs", "6", cwd=cwd)
+                "--num_reference", "4", "--reference_epochs", "6", "--signals", "[clean, adversarial]",
+                "--attack_steps", "5", cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((ckpt.parent / "last.lira.json").read_text())
-    for attack in ("lira", "rmia"):
-        for variant in ("online", "offline"):
-            r = report[attack][variant]
-            assert r["auc"] > 0.5, (attack, variant)  # the target fits its members
-            assert r["lowest_fpr"] == pytest.approx(1 / 899)  # above 0.1%: TPR at 0.1% FPR is TPR at FPR 0
-            assert r["tpr@0.1%fpr"] <= r["tpr@lowest_fpr"] <= r["tpr@1%fpr"]
-    assert report["rmia_offline_a"] in [i / 10 for i in range(11)]
-    assert report["threshold"]["phi"]["auc"] > 0.5 and (ckpt.parent / "last.lira.png").is_file()
+    assert report["eps"] == 0.1 and report["attack_steps"] == 5  # Digits' default budget
+    for signal in ("clean", "adversarial"):
+        for attack in ("lira", "rmia"):
+            for variant in ("online", "offline"):
+                r = report[signal][attack][variant]
+                assert r["auc"] > 0.5, (signal, attack, variant)  # the target fits its members
+                assert r["lowest_fpr"] == pytest.approx(1 / 899)  # above 0.1%: TPR at 0.1% FPR is TPR at FPR 0
+        assert report["rmia_offline_a"][signal] in [i / 10 for i in range(11)]
+        assert report[signal]["threshold"]["phi"]["auc"] > 0.5
+    # the adversarial signal is another statistic, not the clean one again
+    assert report["adversarial"]["threshold"]["phi"] != report["clean"]["threshold"]["phi"]
+    assert (ckpt.parent / "last.lira.png").is_file()
+
+
+def test_lira_refuses_bad_options_before_training(quickstart_run):
+    cwd, _ = quickstart_run
+    ckpt = str(cwd / "runs/quickstart/checkpoints/last.ckpt")
+    for args, reason in ((["--num_reference", "2"], "at least 3"), (["--signals", "[clean, noisy]"], "`signals` can"),
+                         (["--eps", "-0.1"], "non-negative")):
+        r = run_cli("lira", "--config", str(cwd / "runs/quickstart/config.yaml"), "--ckpt_path", ckpt, *args, cwd=cwd)
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("privrob: error:"), r.stderr[-2000:]
+        assert reason in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
 
 
 def test_capacity_sweep_locally_and_collect(tmp_path):

@@ -138,3 +138,16 @@ def test_roc_figure_is_log_log_from_the_lowest_resolved_fpr(tmp_path, monkeypatc
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels[0].startswith("strong (AUC 0.9") and labels[1].startswith("weak (AUC 0.5") and labels[2] == "chance"
     assert ax.get_title() == "run: title"
+
+
+def test_the_adversarial_signal_works_under_inference_mode_and_lowers_phi(trained_digits):
+    from privrob.privacy.lira import statistics
+    from privrob.privacy.strategies import Adversarial
+
+    model, dm = trained_digits
+    images = torch.stack([dm.members()[i][0] for i in range(64)])
+    labels = dm.labels[dm.member_indices[:64]]
+    with torch.inference_mode():  # as an evaluation loop calls it
+        clean = statistics(model, images, labels)
+        adversarial = statistics(model, images, labels, signal=Adversarial(eps=0.1, steps=10, rel_step_size=0.25))
+    assert adversarial.shape == clean.shape and (adversarial < clean).double().mean() > 0.9
