@@ -87,7 +87,11 @@ def final_step(run: str) -> int:
 
 
 def check_audited(run: str) -> None:
-    """Refuse a row whose audit is not of its config's final model, or not at the study's evaluation budget."""
+    """Refuse a row whose audit is not of its config's final model, or not at the study's evaluation budget, or
+    whose run.json names no commit of the code that measured it."""
+    if "commit" not in run_info(run):
+        raise ValueError(f"results/cpu/{run}/run.json names no commit (measured before results/run.sh recorded one, "
+                         f"before the fixes of issue 14); re-run bash results/run.sh {run}")
     meta = audit_file(run)["meta"]
     dataset, method = run.split("_", 1)
     if meta.get("global_step") != final_step(run):
@@ -140,14 +144,13 @@ def table(dataset: str) -> list[str]:
 
 
 def code(run: str) -> str:
-    """The commit whose code measured ``run`` (run.json), or that it predates issue 14's fixes."""
-    info = run_info(run)
-    return f"commit {info['commit']}" if "commit" in info else "before the fixes of issue 14"
+    """The commit whose code measured ``run`` (run.json)."""
+    return f"commit {run_info(run)['commit']}"
 
 
 def moved(dataset: str) -> list[str]:
     """Each re-measured run's numbers before and after issue 14's fixes, from the kept audits."""
-    pairs = [run for run in runs(dataset) if "commit" in run_info(run) and (BEFORE / run / "audit.json").exists()]
+    pairs = [run for run in runs(dataset) if (BEFORE / run / "audit.json").exists()]
     if not pairs:
         return []
     lines = ["| run | " + " | ".join(label for _, label in MOVED) + " |", "|---" * (len(MOVED) + 1) + "|"]

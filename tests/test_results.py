@@ -160,24 +160,34 @@ def test_every_row_audits_its_configs_final_step_at_the_studys_budget():
             assert meta["global_step"] == make_results.final_step(run) > 0
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda meta: meta.update(global_step=meta["global_step"] - 95), "not at the final step"),
-    (lambda meta: meta.update(eps=0.03), "audited at eps"),
-])
-def test_a_row_not_audited_at_its_final_step_or_budget_is_refused(tmp_path, monkeypatch, change, match):
+@pytest.fixture
+def copied_run(tmp_path, monkeypatch):
+    """yale_natural's results files in a results folder of the test's own, which make_results reads."""
     from results import make_results
 
-    run = "yale_natural"
-    (tmp_path / "cpu" / run).mkdir(parents=True)
+    run = tmp_path / "cpu" / "yale_natural"
+    run.mkdir(parents=True)
     for name in ("audit.json", "privacy_curve.csv", "run.json"):
-        (tmp_path / "cpu" / run / name).write_text((ROOT / "results" / "cpu" / run / name).read_text())
+        (run / name).write_text((ROOT / "results" / "cpu" / run.name / name).read_text())
     monkeypatch.setattr(make_results, "RESULTS", tmp_path)
     make_results.audit_file.cache_clear()
-    assert make_results.runs("yale") == [run]
-    data = json.loads((tmp_path / "cpu" / run / "audit.json").read_text())
-    change(data["meta"])
-    (tmp_path / "cpu" / run / "audit.json").write_text(json.dumps(data))
+    assert make_results.runs("yale") == [run.name]
+    yield run
+    make_results.audit_file.cache_clear()
+
+
+@pytest.mark.parametrize("file, change, match", [
+    ("audit.json", lambda data: data["meta"].update(global_step=data["meta"]["global_step"] - 95),
+     "not at the final step"),
+    ("audit.json", lambda data: data["meta"].update(eps=0.03), "audited at eps"),
+    ("run.json", lambda data: data.pop("commit"), "names no commit"),
+])
+def test_a_row_not_audited_at_its_final_step_or_budget_or_by_named_code_is_refused(copied_run, file, change, match):
+    from results import make_results
+
+    data = json.loads((copied_run / file).read_text())
+    change(data)
+    (copied_run / file).write_text(json.dumps(data))
     make_results.audit_file.cache_clear()
     with pytest.raises(ValueError, match=match):
         make_results.runs("yale")
-    make_results.audit_file.cache_clear()
