@@ -19,7 +19,7 @@ from privrob.privacy.audit import (budget_sweep, evaluate_membership, figure_tit
                                   plot_secure_losses, secure_split, write_budget_sweep, write_report)
 from privrob.privacy.realistic import check_fraction, realistic_report
 from privrob.privacy.lira import SIGNALS
-from privrob.privacy.strategies import Adversarial, Benign, bound_methods_of, build_strategy, default_strategies
+from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
 
 
 def load_checkpoint(path: str, weights_only: bool = True) -> dict:
@@ -235,8 +235,9 @@ class PrivrobTrainer(pl.Trainer):
         if not signals or len(set(signals)) != len(signals) or not set(signals) <= set(SIGNALS):
             raise ValueError(f"`signals` can be distinct values of {', '.join(SIGNALS)}, got {signals}")
         eps = eps if eps is not None else datamodule.default_eps
-        inputs = {"clean": Benign(), "adversarial": Adversarial(eps=eps, steps=attack_steps,
-                                                                 rel_step_size=2.5 / attack_steps)}
+        inputs = {"clean": build_strategy("I_B", eps=eps),
+                  "adversarial": build_strategy("I_A", eps=eps, attack_steps=attack_steps,
+                                                attack_rel_step_size=2.5 / attack_steps)}
         template = copy.deepcopy(model).cpu()
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
         load_model_weights(model, checkpoint["state_dict"], ckpt_path)
