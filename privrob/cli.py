@@ -1,4 +1,4 @@
-"""``python -m privrob fit|validate|test|predict|audit|lira --config X.yaml``: a LightningCLI.
+"""``python -m privrob fit|validate|test|predict|audit|references|lira --config X.yaml``: a LightningCLI.
 
 The config picks the training method (``model: class_path: PGDTraining``) and the data
 (``data: class_path: YaleDataModule``) by class path; short names work because the classes are imported here.
@@ -50,13 +50,14 @@ class LogConfigCallback(SaveConfigCallback):
 
 
 class PrivrobCLI(LightningCLI):
-    """LightningCLI with the ``audit`` and ``lira`` subcommands, one run per folder (a new fit into a folder that holds
+    """LightningCLI with the ``audit``, ``references`` and ``lira`` subcommands, one run per folder (a new fit into a folder that holds
     a run is refused unless ``--overwrite true``, which removes that run's files first), and the loggers' files under
     ``default_root_dir`` unless a logger's ``save_dir`` is given."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        return {**LightningCLI.subcommands(), "audit": {"model", "datamodule"}, "lira": {"model", "datamodule"}}
+        ours = ("audit", "references", "lira")
+        return {**LightningCLI.subcommands(), **{name: {"model", "datamodule"} for name in ours}}
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the checkpoint's hyperparameters here; check the file first for a one-line error

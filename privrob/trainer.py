@@ -17,8 +17,9 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from privrob.privacy.audit import (budget_sweep, evaluate_membership, figure_title, markdown_table, plot_roc,
                                   plot_secure_losses, secure_split, write_budget_sweep, write_report)
-from privrob.privacy.realistic import check_fraction, realistic_report
+from privrob.privacy.functional import membership_report
 from privrob.privacy.lira import SIGNALS
+from privrob.privacy.realistic import calibrated_accuracy, check_fraction, realistic_report
 from privrob.privacy.strategies import bound_methods_of, build_strategy, default_strategies
 
 
@@ -69,6 +70,14 @@ def check_audit_args(num_points: Optional[int], attack_eps: Optional[list[float]
         check_fraction(calibration_fraction, "calibration_fraction")
 
 
+def check_signals(signals: Optional[list[str]]) -> list[str]:
+    """The reference attacks' signals (default ``[clean]``), refused unless distinct values of :data:`SIGNALS`."""
+    signals = list(signals) if signals is not None else ["clean"]
+    if not signals or len(set(signals)) != len(signals) or not set(signals) <= set(SIGNALS):
+        raise ValueError(f"`signals` can be distinct values of {', '.join(SIGNALS)}, got {signals}")
+    return signals
+
+
 class _EpochEndResumingFitLoop(_FitLoop):
     """Lightning's fit loop, except that a checkpoint taken once an epoch's batches were all processed (a periodic or
     final ``last.ckpt``) resumes at the next epoch under ``max_steps`` too. Lightning 2.x counts every resume of
@@ -99,12 +108,15 @@ class PrivrobTrainer(pl.Trainer):
               num_points: Optional[int] = None, seed: int = 0, output: Optional[str] = None,
               weights_only: Optional[bool] = None, bound_methods: Optional[list[str]] = None,
               temperature: float = 1.0, attack_eps: Optional[list[float]] = None,
-              secure_by: Optional[str] = None, calibration_fraction: Optional[float] = None) -> dict:
+              secure_by: Optional[str] = None, calibration_fraction: Optional[float] = None,
+              references: Optional[str] = None, signals: Optional[list[str]] = None,
+              shadow: Optional[int] = None) -> dict:
         """Membership-inference audit of a finished model (Song, Shokri, Mittal, CCS 2019).
 
         Loads ``ckpt_path`` (weights and the member/non-member split saved with it), scores the members and
-        non-members with each strategy, prints a table, and writes it as JSON and Markdown next to the
-        checkpoint (``<ckpt>.audit.json``/``.md``, or ``output``).
+        non-members with each strategy (and, with ``references``, with LiRA and RMIA), prints a table, and writes it
+        as JSON and Markdown next to the checkpoint (``<ckpt>.audit.json``/``.md``, or ``output``), with every
+        attack's ROC on log-log axes (``<stem>.roc.png``).
 
         Args:
             model: the run's model, as its config builds it.
@@ -127,10 +139,19 @@ class PrivrobTrainer(pl.Trainer):
             calibration_fraction: also report a realistic attacker: thresholds (global and per class) calibrated on
                 this seeded fraction of the evaluated members and non-members, their accuracy on the rest beside the
                 oracle's, and Song & Mittal's risk scores (``<stem>.realistic.json``).
+            references: a folder of reference models of this checkpoint (``privrob references``): also online and
+                offline LiRA and RMIA, and the threshold on their statistic φ, on each signal, as rows of the table.
+            signals: the inputs of those attacks, ``clean`` and ``adversarial`` (I_A's attack, against each scored
+                model: the target and every reference); default ``[clean]``.
+            shadow: also a shadow-model attacker: the strategies' thresholds (global and per class) calibrated on
+                reference ``shadow``'s own members and non-members, scored by it, and applied to the target's, beside
+                the oracle's (``<stem>.shadow.json``).
 
         Returns:
             The report per strategy (without raw scores).
         """
+        from privrob.privacy.references import load_folder
+
         if ckpt_path is None:
             raise ValueError("audit needs --ckpt_path, the checkpoint to audit")
         eps = eps if eps is not None else datamodule.default_eps
@@ -138,12 +159,20 @@ class PrivrobTrainer(pl.Trainer):
                                 bound_methods=tuple(bound_methods or bound_methods_of(model)), temperature=temperature)
                  for s in strategies or default_strategies(model)]
         check_audit_args(num_points, attack_eps, secure_by, [s.name for s in built], calibration_fraction)
+        signals = check_signals(signals)
+        if (signals != ["clean"] or shadow is not None) and references is None:
+            raise ValueError("`signals` and `shadow` need `references`, a folder of reference models")
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
         load_model_weights(model, checkpoint["state_dict"], ckpt_path)
         dm_state = checkpoint.get(type(datamodule).__qualname__)
         if dm_state:
             datamodule.load_state_dict(dm_state)
         datamodule.setup("test")
+        pool = torch.cat([datamodule.member_indices, datamodule.nonmember_indices])
+        saved = load_folder(Path(references), pool) if references is not None else None
+        if shadow is not None and not 0 <= shadow < saved["num_reference"]:
+            raise ValueError(f"`shadow` is the index of a reference in {references}, 0 to "
+                             f"{saved['num_reference'] - 1}; got {shadow}")
         device = self.strategy.root_device
         model.to(device)
         results = evaluate_membership(model, datamodule, built, num_points=num_points, seed=seed, device=device,
@@ -153,11 +182,30 @@ class PrivrobTrainer(pl.Trainer):
                 "eps": eps, "attack": f"PGD-{attack_steps}, step {attack_rel_step_size:g}*eps, from the clean input",
                 "temperature": temperature, "epoch": checkpoint.get("epoch"),
                 "global_step": checkpoint.get("global_step")}
-        json_path, md_path = write_report(results, stem, meta)
-        rank_zero_info(f"Membership-inference audit of {ckpt_path} (eps={eps:g}):\n{markdown_table(results)}\n"
-                       f"written to {json_path} and {md_path}")
-        out = {name: {k: v for k, v in r.items() if k != "scores"} for name, r in results.items()}
+        curves = {name: (r["scores"]["members"]["scores"], r["scores"]["nonmembers"]["scores"])
+                  for name, r in results.items()}
+        table = dict(results)
+        if saved is not None:
+            rows, reference_curves, reference_meta = self._reference_attacks(
+                model, datamodule, pool, saved, results, signals, eps=eps, attack_steps=attack_steps,
+                attack_rel_step_size=attack_rel_step_size)
+            table.update(rows)
+            curves.update(reference_curves)
+            meta.update({"references": str(references), **reference_meta})
+        json_path, md_path = write_report(table, stem, meta)
         run = Path(self.default_root_dir).resolve().name
+        roc_path = plot_roc(curves, stem.parent / f"{stem.name}.roc.png",
+                            figure_title(run, model, [*results, *(["LiRA", "RMIA"] if saved else [])], eps))
+        rank_zero_info(f"Membership-inference audit of {ckpt_path} (eps={eps:g}):\n{markdown_table(table)}\n"
+                       f"written to {json_path}, {md_path} and {roc_path}")
+        out = {name: {k: v for k, v in r.items() if k != "scores"} for name, r in table.items()}
+        if shadow is not None:
+            out["shadow"] = self._shadow_report(model, datamodule, pool, saved, shadow, built, results,
+                                                num_points=num_points, seed=seed, device=device)
+            (stem.parent / f"{stem.name}.shadow.json").write_text(json.dumps(out["shadow"], indent=2) + "\n")
+            rank_zero_info(f"shadow-model attacker (reference {shadow}): " + ", ".join(
+                f"{name} {v['calibrated_accuracy']:.4f} (oracle {v['oracle_accuracy']:.4f})"
+                for name, v in out["shadow"].items() if name != "shadow"))
         if secure_by:
             split = secure_split(results, by=secure_by)
             (stem.parent / f"{stem.name}.secure.json").write_text(json.dumps(split, indent=2) + "\n")
@@ -191,109 +239,145 @@ class PrivrobTrainer(pl.Trainer):
             out["budget_sweep"] = rows
         return out
 
-    def lira(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, ckpt_path: Optional[str] = None,
-             num_reference: int = 4, reference_epochs: int = 10, seed: int = 0, output: Optional[str] = None,
-             signals: Optional[list[str]] = None, eps: Optional[float] = None, attack_steps: int = 20,
-             weights_only: Optional[bool] = None) -> dict:
-        """LiRA (Carlini et al. 2022) and RMIA (Zarifzadeh et al. 2024) against a finished model: trains
-        ``num_reference`` reference models by the same method (the config's model, freshly initialised) on random
-        halves of the target's data pool (its members and non-members), then reports online and offline LiRA and
-        RMIA on the target's members vs non-members (:func:`~privrob.privacy.functional.attack_report`: AUC, TPR at
-        0.1%, 1% and the lowest resolved FPR, balanced accuracy) beside the study's threshold attack on the same
-        statistic φ (``threshold phi``: I_B's or I_A's order of examples, without the float32 softmax's ties at 1),
-        per signal, written to ``<ckpt>.lira.json``, with their ROC curves on log-log axes in ``<ckpt>.lira.png``.
-        Pr(x|θ) of RMIA is the softmax probability of the true label at temperature 1, sigmoid(φ); its population is
-        the target's non-members, its offline a chosen on the references. In practice the reference runs are a SLURM
-        array.
+    def _reference_attacks(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, pool: torch.Tensor,
+                           saved: dict, results: dict, signals: list[str], eps: float, attack_steps: int,
+                           attack_rel_step_size: float) -> tuple[dict, dict, dict]:
+        """The rows, ROC curves and meta of LiRA, RMIA and the threshold on φ per signal, on the examples the audit's
+        strategies scored (the clean signal: the input as given; the adversarial one: I_A's attack)."""
+        from privrob.privacy.references import reference_attacks
 
-        Args:
-            model: the run's model, as its config builds it.
-            datamodule: the run's data, as its config builds it.
-            ckpt_path: the target checkpoint (required).
-            num_reference: K reference models, in complementary pairs of halves (each example is in K/2 of them
-                for even K).
-            reference_epochs: epochs of each reference run.
-            seed: seed of the halves and of the reference initialisations.
-            output: path stem of the report (default: next to the checkpoint).
-            signals: the inputs φ is measured on: ``clean``, and ``adversarial`` (the study's evaluation attack,
-                PGD-``attack_steps`` at ``eps``, against each model scored: the target and every reference); default
-                ``[clean]``.
-            eps: the adversarial signal's l_inf budget (default: the datamodule's ``default_eps``).
-            attack_steps: its PGD steps (step 2.5·ε/steps, from the clean input, as the study).
-            weights_only: ``torch.load``'s; None means True.
-        """
-        from privrob.privacy.functional import attack_report
-        from privrob.privacy.lira import lira_scores, statistics
-        from privrob.privacy.rmia import choose_offline_a, rmia_scores
-
-        signals = list(signals or ["clean"])
-        if ckpt_path is None:
-            raise ValueError("lira needs --ckpt_path, the target checkpoint")
-        if num_reference < 3:
-            raise ValueError(f"`num_reference` must be at least 3 (RMIA's offline a is chosen by letting each "
-                             f"reference play the target against the others), got {num_reference}")
-        if not signals or len(set(signals)) != len(signals) or not set(signals) <= set(SIGNALS):
-            raise ValueError(f"`signals` can be distinct values of {', '.join(SIGNALS)}, got {signals}")
-        eps = eps if eps is not None else datamodule.default_eps
         inputs = {"clean": build_strategy("I_B", eps=eps),
                   "adversarial": build_strategy("I_A", eps=eps, attack_steps=attack_steps,
-                                                attack_rel_step_size=2.5 / attack_steps)}
-        template = copy.deepcopy(model).cpu()
+                                                attack_rel_step_size=attack_rel_step_size)}
+        scored = next(iter(results.values()))["scores"]
+        # the evaluated members and non-members, as positions in the pool (members first)
+        positions = torch.cat([scored["members"]["ids"],
+                               len(datamodule.member_indices) + scored["nonmembers"]["ids"]])
+        is_member = torch.arange(len(positions)) < len(scored["members"]["ids"])
+        dataset = datamodule._dataset(pool[positions])
+        images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        device = self.strategy.root_device
+        references = [self._load_reference(model, path, device) for path in saved["paths"]]
+        scores, offline_a = reference_attacks(model, references, images, datamodule.labels[pool[positions]],
+                                              saved["inside"][:, positions], is_member,
+                                              {name: inputs[name] for name in signals})
+        rows = {name: {"train_acc": None, "test_acc": None, **membership_report(s[is_member], s[~is_member])}
+                for name, s in scores.items()}
+        curves = {name: (s[is_member], s[~is_member]) for name, s in scores.items()}
+        meta = {"num_reference": saved["num_reference"], "reference_training_set": saved["training_set"],
+                "reference_sizes": saved["inside"].sum(1).tolist(), "signals": signals, "rmia_offline_a": offline_a}
+        return rows, curves, meta
+
+    @staticmethod
+    def _load_reference(model: pl.LightningModule, path: Path, device: torch.device) -> pl.LightningModule:
+        reference = copy.deepcopy(model)
+        load_model_weights(reference, load_checkpoint(str(path))["state_dict"], str(path))
+        return reference.to(device)
+
+    def _shadow_report(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, pool: torch.Tensor,
+                       saved: dict, shadow: int, strategies: list, results: dict, **kwargs) -> dict:
+        """Each strategy's thresholds (global and per class) calibrated on reference ``shadow``'s own members and
+        non-members (the same number of each as the target's audit, seeded alike), scored by that model, and their
+        accuracy on the target's audited scores beside the oracle's."""
+        shadow_model = self._load_reference(model, saved["paths"][shadow], kwargs["device"])
+        shadow_data = copy.copy(datamodule)
+        inside = saved["inside"][shadow]
+        shadow_data.member_indices, shadow_data.nonmember_indices = pool[inside], pool[~inside]
+        calibration = evaluate_membership(shadow_model, shadow_data, strategies, **kwargs)
+
+        def labels(data, r: dict, part: str) -> torch.Tensor:
+            indices = data.member_indices if part == "members" else data.nonmember_indices
+            return data.labels[indices][r["scores"][part]["ids"]]
+
+        report = {"shadow": {"reference": shadow, "members": int(inside.sum()), "nonmembers": int((~inside).sum())}}
+        for name, r in results.items():
+            c = calibration[name]
+            parts = ("members", "nonmembers")
+            report[name] = calibrated_accuracy(
+                *(c["scores"][p]["scores"] for p in parts), *(r["scores"][p]["scores"] for p in parts),
+                *(labels(shadow_data, c, p) for p in parts), *(labels(datamodule, r, p) for p in parts))
+        return report
+
+    def references(self, model: pl.LightningModule, datamodule: pl.LightningDataModule,
+                   ckpt_path: Optional[str] = None, output_dir: Optional[str] = None, num_reference: int = 4,
+                   training_set: str = "half", reference_epochs: Optional[int] = None, seed: int = 0,
+                   index: Optional[int] = None, weights_only: Optional[bool] = None) -> str:
+        """Train the reference models of LiRA, RMIA and the shadow threshold for the target ``ckpt_path``: K models by
+        the run's config (its method and network, freshly initialised, its epochs unless ``reference_epochs``), each on
+        a seeded part of the target's pool (members and non-members), saved with the masks in ``output_dir``
+        (:mod:`privrob.privacy.references`). Resumable: a reference already saved there is reused, never trained
+        again. ``index`` trains that one reference only (a task of ``sbatch/references.sh``'s SLURM array).
+
+        Args:
+            ckpt_path: the target checkpoint (its member/non-member split is the pool; required).
+            output_dir: the references folder (default: ``<ckpt>.references`` beside the checkpoint).
+            num_reference: K, at least 3.
+            training_set: ``half`` (complementary seeded halves of the pool) or ``target_size`` (each example in
+                round(K·members/pool) of the K references: training sets of about the target's size).
+            reference_epochs: epochs of each reference (default: the config's ``max_epochs`` and ``max_steps``).
+            seed: seed of the masks; reference k is initialised and trained under seed + k.
+            index: train only reference ``index``.
+            weights_only: ``torch.load``'s; None means True.
+
+        Returns:
+            The references folder.
+        """
+        from privrob.privacy.references import check_options, open_folder, reference_path, save_atomically
+
+        if ckpt_path is None:
+            raise ValueError("references needs --ckpt_path, the target checkpoint whose split is the pool")
+        check_options(num_reference, training_set, index)
+        if reference_epochs is not None and reference_epochs < 1:
+            raise ValueError(f"`reference_epochs` must be at least 1, got {reference_epochs}")
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
-        load_model_weights(model, checkpoint["state_dict"], ckpt_path)
         if checkpoint.get(type(datamodule).__qualname__):
             datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
         datamodule.setup("fit")
+        folder = Path(output_dir) if output_dir else Path(ckpt_path).with_suffix(".references")
         pool = torch.cat([datamodule.member_indices, datamodule.nonmember_indices])
-        is_member = torch.arange(len(pool)) < len(datamodule.member_indices)
-        images = torch.stack([datamodule._dataset(pool)[i][0] for i in range(len(pool))])
-        labels = datamodule.labels[pool]
-        # halves in complementary pairs, so that each example is in about half of the models, and in and out of
-        # at least one each
-        generator = torch.Generator().manual_seed(seed)
-        halves = []
-        for k in range(num_reference):
-            halves.append(~halves[-1] if k % 2 else torch.randperm(len(pool), generator=generator) < len(pool) // 2)
-        inside = torch.stack(halves)
-        reference = {signal: [] for signal in signals}
-        for k in range(num_reference):
-            torch.manual_seed(seed + k)
+        inside = open_folder(folder, pool, len(datamodule.member_indices), num_reference, training_set, seed,
+                             reference_epochs)
+        limits = ({"max_epochs": reference_epochs} if reference_epochs is not None else
+                  {"max_epochs": self.fit_loop.max_epochs, "max_steps": self.max_steps})
+        template = copy.deepcopy(model).cpu()
+        for k in [index] if index is not None else range(num_reference):
+            path = reference_path(folder, k)
+            if path.exists():
+                rank_zero_info(f"reference {k}: reusing {path}")
+                continue
+            pl.seed_everything(seed + k, verbose=False)
             ref = copy.deepcopy(template)
             ref.backbone.reset_parameters()  # a fresh draw of the config's initialisation scheme
             ref_data = copy.copy(datamodule)
             ref_data.member_indices, ref_data.nonmember_indices = pool[inside[k]], pool[~inside[k]]
             ref_data.forget_generators()  # its own shuffling and augmentation, seeded by seed + k
-            pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, max_epochs=reference_epochs,
-                       gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm=self.gradient_clip_algorithm,
-                       logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                       enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0).fit(ref, ref_data)
-            for signal in signals:
-                reference[signal].append(statistics(ref, images, labels, signal=inputs[signal]))
-        model.to(self.strategy.root_device)
-        scores, offline_a = {}, {}
-        for signal in signals:
-            target, ref_phi = statistics(model, images, labels, signal=inputs[signal]), torch.stack(reference[signal])
-            # φ = log(p / (1 − p)) of the true label: RMIA's Pr(x|θ) at temperature 1 is its sigmoid
-            offline_a[signal] = choose_offline_a(ref_phi.sigmoid(), inside)
-            scores[signal] = {
-                "lira": lira_scores(target, ref_phi, inside),
-                "rmia": rmia_scores(target.sigmoid(), ref_phi.sigmoid(), inside, torch.nonzero(~is_member).squeeze(1),
-                                    offline_a=offline_a[signal]),
-                "threshold": {"phi": target}}  # the study's attack on φ: Pr(x|θ)'s order, without float32 ties
-        report = {signal: {attack: {name: attack_report(s[is_member], s[~is_member]) for name, s in variants.items()}
-                           for attack, variants in attacks.items()} for signal, attacks in scores.items()}
-        stem = Path(output) if output else Path(ckpt_path).with_suffix("")
-        path = stem.parent / f"{stem.name}.lira.json"
-        curves = {f"{signal} {attack} {name}": (s[is_member], s[~is_member]) for signal, attacks in scores.items()
-                  for attack, variants in attacks.items() for name, s in variants.items()}
-        plot_roc(curves, stem.parent / f"{stem.name}.lira.png", figure_title(
-            Path(ckpt_path).resolve().parent.parent.name, model, ["LiRA", "RMIA", "threshold"],
-            f"{eps:g} ({', '.join(signals)} signal)" if "adversarial" in signals else "none (clean signal)"))
-        path.write_text(json.dumps({"checkpoint": str(ckpt_path), "num_reference": num_reference,
-                                    "reference_epochs": reference_epochs, "eps": eps, "attack_steps": attack_steps,
-                                    "rmia_offline_a": offline_a, **report}, indent=2) + "\n")
-        rank_zero_info(f"LiRA and RMIA with {num_reference} reference models: " + "; ".join(
-            f"{signal} {attack} {name} AUC {r['auc']:.4f}, TPR@1%FPR {r['tpr@1%fpr']:.4f}"
-            for signal, attacks in report.items() for attack, variants in attacks.items()
-            for name, r in variants.items()) + f"; written to {path}")
-        return report
+            trainer = pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, **limits,
+                                 gradient_clip_val=self.gradient_clip_val,
+                                 gradient_clip_algorithm=self.gradient_clip_algorithm, logger=False,
+                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                 limit_val_batches=0, num_sanity_val_steps=0)
+            trainer.fit(ref, ref_data)
+            save_atomically(trainer.save_checkpoint, path)
+            rank_zero_info(f"reference {k}: trained on {int(inside[k].sum())} of {len(pool)} examples, saved {path}")
+        return str(folder)
+
+    def lira(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, ckpt_path: Optional[str] = None,
+             num_reference: int = 4, training_set: str = "half", reference_epochs: Optional[int] = None,
+             seed: int = 0, output: Optional[str] = None, signals: Optional[list[str]] = None,
+             eps: Optional[float] = None, attack_steps: int = 20, weights_only: Optional[bool] = None) -> dict:
+        """LiRA and RMIA in one call: :meth:`references` (into ``<ckpt>.references``, reused when there) then
+        :meth:`audit` with ``--references`` (strategy I_B beside them; report ``<ckpt>.lira.json``, ``.md``,
+        ``.roc.png``).
+        Arguments as theirs."""
+        if ckpt_path is None:
+            raise ValueError("lira needs --ckpt_path, the target checkpoint")
+        check_signals(signals)
+        build_strategy("I_A", eps=eps if eps is not None else datamodule.default_eps, attack_steps=attack_steps,
+                       attack_rel_step_size=2.5 / attack_steps)  # refused now, before the references train
+        stem = Path(output) if output else Path(ckpt_path).with_suffix(".lira")
+        folder = self.references(copy.deepcopy(model), datamodule, ckpt_path=ckpt_path, num_reference=num_reference,
+                                 training_set=training_set, reference_epochs=reference_epochs, seed=seed,
+                                 weights_only=weights_only)
+        return self.audit(model, datamodule, ckpt_path=ckpt_path, strategies=["I_B"], eps=eps,
+                          attack_steps=attack_steps, attack_rel_step_size=2.5 / attack_steps, seed=seed,
+                          output=str(stem), weights_only=weights_only, references=folder, signals=signals)

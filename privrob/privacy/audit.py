@@ -64,8 +64,8 @@ def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strat
     return results
 
 
-REPORT_COLUMNS = ("train_acc", "test_acc", "accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr", "members",
-                  "nonmembers")
+REPORT_COLUMNS = ("train_acc", "test_acc", "accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr",
+                  "tpr@lowest_fpr", "members", "nonmembers")
 
 
 def summary(results: dict[str, dict]) -> dict[str, dict[str, float]]:
@@ -74,12 +74,14 @@ def summary(results: dict[str, dict]) -> dict[str, dict[str, float]]:
 
 
 def markdown_table(results: dict[str, dict]) -> str:
-    """One row per strategy: accuracies under it and its membership-inference report."""
+    """One row per strategy or reference attack: accuracies under it (– for an attack on a statistic, not on a
+    prediction) and its membership-inference report."""
     head = "| strategy | " + " | ".join(REPORT_COLUMNS) + " |"
     rule = "|---" * (len(REPORT_COLUMNS) + 1) + "|"
     rows = []
     for name, r in results.items():
-        cells = [f"{int(r[c])}" if c in ("members", "nonmembers") else f"{r[c]:.4f}" for c in REPORT_COLUMNS]
+        cells = [f"{int(r[c])}" if c in ("members", "nonmembers") else "–" if r.get(c) is None else f"{r[c]:.4f}"
+                 for c in REPORT_COLUMNS]
         label = f"{name} ({r['bound']})" if "bound" in r else name
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *rows])

@@ -150,13 +150,16 @@ def roc_auc(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> floa
 
 
 def membership_report(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> dict[str, float]:
-    """Everything one set of scores says about membership.
+    """Everything one set of scores says about membership: the study's reading (the oracle threshold) and the field's
+    low-FPR one (Carlini et al. 2022).
 
     Returns:
-        ``accuracy`` (the study's), ``threshold`` (its best t), ``advantage`` (2·accuracy − 1), ``auc``,
-        ``tpr@0.1%fpr``, ``tpr@1%fpr``, ``members`` and ``nonmembers`` (counts).
+        ``accuracy`` (the study's: the balanced accuracy of the best threshold), ``threshold`` (its best t),
+        ``advantage`` (2·accuracy − 1), ``auc``, ``tpr@0.1%fpr``, ``tpr@1%fpr``, ``lowest_fpr`` (1 / non-members,
+        the smallest FPR the sample resolves) and ``tpr@lowest_fpr``, ``members`` and ``nonmembers`` (counts).
     """
     accuracy, threshold = inference_accuracy(member_scores, nonmember_scores, return_threshold=True)
+    lowest = 1 / len(nonmember_scores)
     return {
         "accuracy": accuracy,
         "threshold": threshold,
@@ -164,18 +167,8 @@ def membership_report(member_scores: torch.Tensor, nonmember_scores: torch.Tenso
         "auc": roc_auc(member_scores, nonmember_scores),
         "tpr@0.1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.001),
         "tpr@1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.01),
+        "lowest_fpr": lowest,
+        "tpr@lowest_fpr": tpr_at_fpr(member_scores, nonmember_scores, lowest),
         "members": len(member_scores),
         "nonmembers": len(nonmember_scores),
     }
-
-
-def attack_report(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> dict[str, float]:
-    """What a calibrated attack's scores say, the field's low-FPR reading (Carlini et al. 2022): ``auc``, TPR at
-    0.1% and 1% FPR, ``lowest_fpr`` (1 / non-members, the smallest FPR the sample resolves) and the TPR there, and
-    ``accuracy`` (the balanced accuracy of the best threshold: the study's oracle threshold)."""
-    lowest = 1 / len(nonmember_scores)
-    return {"auc": roc_auc(member_scores, nonmember_scores),
-            "tpr@0.1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.001),
-            "tpr@1%fpr": tpr_at_fpr(member_scores, nonmember_scores, 0.01),
-            "lowest_fpr": lowest, "tpr@lowest_fpr": tpr_at_fpr(member_scores, nonmember_scores, lowest),
-            "accuracy": inference_accuracy(member_scores, nonmember_scores)}

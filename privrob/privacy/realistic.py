@@ -1,9 +1,12 @@
 """Attackers without the oracle threshold: a threshold calibrated on held-out data (the study's "adversary's prior
-knowledge"), optionally one per class, and Song & Mittal's per-example privacy risk score (USENIX Security 2021,
-"Systematic evaluation of privacy risks of machine learning models", arXiv:2003.10595).
+knowledge") or on a shadow model (Shokri et al., S&P 2017; Song & Mittal, USENIX Security 2021), optionally one per
+class, and Song & Mittal's per-example privacy risk score ("Systematic evaluation of privacy risks of machine learning
+models", arXiv:2003.10595).
 
-The calibration data here is a seeded held-out part of the target's own members and non-members; the rest is the
-evaluation part, on which the calibrated threshold is applied and compared with the oracle threshold."""
+Held out: the calibration data is a seeded part of the target's own members and non-members; the rest is the
+evaluation part, on which the calibrated threshold is applied and compared with the oracle threshold. Shadow: the
+calibration data is a shadow model's own members and non-members, scored by the shadow; the thresholds are applied
+to all of the target's."""
 
 from __future__ import annotations
 
@@ -47,6 +50,25 @@ def risk_scores(calib_members: torch.Tensor, calib_nonmembers: torch.Tensor, sco
     return num / (num + (1 - prior) * p_out[idx])
 
 
+def calibrated_accuracy(calib_members: torch.Tensor, calib_nonmembers: torch.Tensor, members: torch.Tensor,
+                        nonmembers: torch.Tensor, calib_member_labels: Optional[torch.Tensor] = None,
+                        calib_nonmember_labels: Optional[torch.Tensor] = None,
+                        member_labels: Optional[torch.Tensor] = None,
+                        nonmember_labels: Optional[torch.Tensor] = None) -> dict:
+    """The best threshold on the calibration scores, its balanced accuracy on the evaluated ones beside the oracle's
+    on them, and with labels the same per class (a class missing from the calibration takes the global threshold)."""
+    t = calibrate_threshold(calib_members, calib_nonmembers)
+    out = {"threshold": t, "calibrated_accuracy": threshold_accuracy(members, nonmembers, t),
+           "oracle_accuracy": inference_accuracy(members, nonmembers)}
+    if member_labels is not None:
+        per_class = calibrate_threshold(calib_members, calib_nonmembers, calib_member_labels, calib_nonmember_labels)
+        for c in torch.cat([member_labels, nonmember_labels]).unique().tolist():
+            per_class.setdefault(int(c), t)
+        out["per_class_calibrated_accuracy"] = threshold_accuracy(members, nonmembers, per_class, member_labels,
+                                                                  nonmember_labels)
+    return out
+
+
 def realistic_report(member_scores: torch.Tensor, nonmember_scores: torch.Tensor, *, fraction: float = 0.5,
                      seed: int = 0, member_labels: Optional[torch.Tensor] = None,
                      nonmember_labels: Optional[torch.Tensor] = None, top: int = 10) -> dict:
@@ -57,17 +79,10 @@ def realistic_report(member_scores: torch.Tensor, nonmember_scores: torch.Tensor
     cn, en = holdout_split(len(nonmember_scores), fraction, seed + 1)
     out: dict = {"calibration": {"members": len(cm), "nonmembers": len(cn)},
                  "evaluation": {"members": len(em), "nonmembers": len(en)}}
-    t = calibrate_threshold(member_scores[cm], nonmember_scores[cn])
-    out["threshold"] = t
-    out["calibrated_accuracy"] = threshold_accuracy(member_scores[em], nonmember_scores[en], t)
-    out["oracle_accuracy"] = inference_accuracy(member_scores[em], nonmember_scores[en])
-    if member_labels is not None and nonmember_labels is not None:
-        per_class = calibrate_threshold(member_scores[cm], nonmember_scores[cn], member_labels[cm],
-                                        nonmember_labels[cn])
-        for c in torch.cat([member_labels[em], nonmember_labels[en]]).unique().tolist():
-            per_class.setdefault(int(c), t)
-        out["per_class_calibrated_accuracy"] = threshold_accuracy(
-            member_scores[em], nonmember_scores[en], per_class, member_labels[em], nonmember_labels[en])
+    labelled = member_labels is not None and nonmember_labels is not None
+    out.update(calibrated_accuracy(
+        member_scores[cm], nonmember_scores[cn], member_scores[em], nonmember_scores[en],
+        *((member_labels[cm], nonmember_labels[cn], member_labels[em], nonmember_labels[en]) if labelled else ())))
     risk_m = risk_scores(member_scores[cm], nonmember_scores[cn], member_scores[em])
     risk_n = risk_scores(member_scores[cm], nonmember_scores[cn], nonmember_scores[en])
     out["risk"] = {"mean_members": float(risk_m.mean()), "mean_nonmembers": float(risk_n.mean())}

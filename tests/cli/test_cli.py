@@ -190,36 +190,94 @@ def test_audit_of_a_verifiable_model_reports_i_v(tmp_path):
     assert "| I_V (crown_ibp) |" in r.stderr + r.stdout
 
 
-def test_lira_end_to_end(quickstart_run):
+@pytest.fixture(scope="module")
+def overfit_digits_run(tmp_path_factory):
+    """A deliberately overfit Digits model (200 members, 200 non-members, 30 epochs: train 1.0, test about 0.9)."""
+    cwd = tmp_path_factory.mktemp("overfit")
+    r = run_cli("fit", "--config", str(ROOT / "configs/quickstart.yaml"), "--data.init_args.num_members", "200",
+                "--data.init_args.num_nonmembers", "200", "--trainer.max_epochs", "30",
+                "--trainer.enable_progress_bar", "false", "--trainer.callbacks.init_args.strategies", "[I_B]",
+                "--trainer.callbacks.init_args.every_n_epochs", "{I_B: 10}", cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return cwd, cwd / "runs/quickstart/config.yaml", cwd / "runs/quickstart/checkpoints/last.ckpt"
+
+
+def test_references_then_audit_with_lira_rmia_signals_and_a_shadow(overfit_digits_run):
+    cwd, config, ckpt = overfit_digits_run
+    folder = ckpt.with_suffix(".references")
+    r = run_cli("references", "--config", str(config), "--ckpt_path", str(ckpt), "--num_reference", "4", cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    saved = torch.load(folder / "references.pt", weights_only=True)
+    inside = saved["inside"]
+    assert inside.shape == (4, 400) and torch.equal(inside[1], ~inside[0]) and torch.equal(inside[3], ~inside[2])
+    for k in range(4):  # each reference saved with its own split: the mask's part of the target's pool
+        dm = torch.load(folder / f"reference_{k}.ckpt", weights_only=True)["DigitsDataModule"]
+        assert torch.equal(dm["member_indices"], saved["pool"][inside[k]])
+    mtimes = [p.stat().st_mtime_ns for p in sorted(folder.glob("reference_*.ckpt"))]
+    r = run_cli("references", "--config", str(config), "--ckpt_path", str(ckpt), "--num_reference", "4", cwd=cwd)
+    assert r.returncode == 0 and r.stderr.count("reusing") == 4, r.stderr[-3000:]  # a second call trains nothing
+    assert [p.stat().st_mtime_ns for p in sorted(folder.glob("reference_*.ckpt"))] == mtimes
+
+    r = run_cli("audit", "--config", str(config), "--ckpt_path", str(ckpt), "--strategies", "[I_B, I_A]",
+                "--references", str(folder), "--signals", "[clean, adversarial]", "--attack_steps", "5",
+                "--shadow", "0", cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(ckpt.with_suffix(".audit.json").read_text())
+    rows, meta = report["strategies"], report["meta"]
+    assert meta["num_reference"] == 4 and meta["reference_sizes"] == [200] * 4 and meta["signals"] == ["clean",
+                                                                                                        "adversarial"]
+    for signal in ("clean", "adversarial"):
+        assert rows[f"threshold phi ({signal})"]["members"] == 200
+        for attack in ("LiRA online", "LiRA offline", "RMIA online", "RMIA offline"):
+            row = rows[f"{attack} ({signal})"]
+            assert row["lowest_fpr"] == 1 / 200 and row["train_acc"] is None
+            if signal == "clean":  # calibration against references beats the study's threshold on this model
+                assert row["auc"] >= rows["I_B"]["auc"] + 0.02, (attack, row["auc"], rows["I_B"]["auc"])
+    # the adversarial signal is another statistic than the clean one
+    assert rows["threshold phi (adversarial)"]["auc"] != rows["threshold phi (clean)"]["auc"]
+    assert "| LiRA online (adversarial) | – | – |" in ckpt.with_suffix(".audit.md").read_text()
+    assert ckpt.with_suffix(".audit.roc.png").is_file()
+    shadow = json.loads(ckpt.with_suffix(".audit.shadow.json").read_text())
+    assert shadow["shadow"] == {"reference": 0, "members": 200, "nonmembers": 200}
+    for name in ("I_B", "I_A"):
+        # the shadow's threshold cannot beat the oracle's on the target's own scores
+        assert 0.4 < shadow[name]["calibrated_accuracy"] <= shadow[name]["oracle_accuracy"] == rows[name]["accuracy"]
+        assert 0.4 < shadow[name]["per_class_calibrated_accuracy"] <= 1
+
+
+def test_references_and_audit_refuse_bad_options_before_any_work(overfit_digits_run, tmp_path):
+    cwd, config, ckpt = overfit_digits_run
+    base = ["--config", str(config), "--ckpt_path", str(ckpt)]
+    other = str(tmp_path / "refs")
+    cases = ((["references", "--num_reference", "2"], "at least 3"),
+             (["references", "--training_set", "quarter"], "half or target_size"),
+             (["references", "--index", "4"], "[0, 3]"),
+             (["references", "--reference_epochs", "0"], "at least 1"),
+             (["audit", "--signals", "[adversarial]"], "need `references`"),
+             (["audit", "--references", other], "no references in"),
+             (["audit", "--references", other, "--signals", "[clean, noisy]"], "`signals` can"),
+             (["lira", "--num_reference", "2"], "at least 3"),
+             (["lira", "--signals", "[clean, noisy]"], "`signals` can"),
+             (["lira", "--eps", "-0.1"], "non-negative"))
+    for args, reason in cases:
+        r = run_cli(args[0], *base, *args[1:], cwd=cwd)
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 2 and last.startswith("privrob: error:") and reason in last, (args, r.stderr[-2000:])
+    assert not (tmp_path / "refs").exists() and not ckpt.with_suffix(".lira.json").exists()
+
+
+def test_lira_is_references_then_audit(quickstart_run):
     cwd, _ = quickstart_run
     ckpt = cwd / "runs/quickstart/checkpoints/last.ckpt"
     r = run_cli("lira", "--config", str(cwd / "runs/quickstart/config.yaml"), "--ckpt_path", str(ckpt),
-                "--num_reference", "4", "--reference_epochs", "6", "--signals", "[clean, adversarial]",
-                "--attack_steps", "5", cwd=cwd)
+                "--num_reference", "3", "--reference_epochs", "2", cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((ckpt.parent / "last.lira.json").read_text())
-    assert report["eps"] == 0.1 and report["attack_steps"] == 5  # Digits' default budget
-    for signal in ("clean", "adversarial"):
-        for attack in ("lira", "rmia"):
-            for variant in ("online", "offline"):
-                r = report[signal][attack][variant]
-                assert r["auc"] > 0.5, (signal, attack, variant)  # the target fits its members
-                assert r["lowest_fpr"] == pytest.approx(1 / 899)  # above 0.1%: TPR at 0.1% FPR is TPR at FPR 0
-        assert report["rmia_offline_a"][signal] in [i / 10 for i in range(11)]
-        assert report[signal]["threshold"]["phi"]["auc"] > 0.5
-    # the adversarial signal is another statistic, not the clean one again
-    assert report["adversarial"]["threshold"]["phi"] != report["clean"]["threshold"]["phi"]
-    assert (ckpt.parent / "last.lira.png").is_file()
-
-
-def test_lira_refuses_bad_options_before_training(quickstart_run):
-    cwd, _ = quickstart_run
-    ckpt = str(cwd / "runs/quickstart/checkpoints/last.ckpt")
-    for args, reason in ((["--num_reference", "2"], "at least 3"), (["--signals", "[clean, noisy]"], "`signals` can"),
-                         (["--eps", "-0.1"], "non-negative")):
-        r = run_cli("lira", "--config", str(cwd / "runs/quickstart/config.yaml"), "--ckpt_path", ckpt, *args, cwd=cwd)
-        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("privrob: error:"), r.stderr[-2000:]
-        assert reason in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
+    assert report["meta"]["references"] == str(ckpt.with_suffix(".references"))
+    assert report["meta"]["eps"] == 0.1  # Digits' default budget
+    assert {"I_B", "LiRA online (clean)", "RMIA offline (clean)"} <= set(report["strategies"])
+    assert report["meta"]["rmia_offline_a"]["clean"] in [i / 10 for i in range(11)]
+    assert (ckpt.parent / "last.lira.roc.png").is_file()
 
 
 def test_capacity_sweep_locally_and_collect(tmp_path):

@@ -68,7 +68,7 @@ def test_calibrated_threshold_never_beats_the_oracle_and_risk_ranks_members(trai
 
 
 def test_lira_scores_follow_the_gaussians():
-    from privrob.privacy.functional import attack_report
+    from privrob.privacy.functional import membership_report
     from privrob.privacy.lira import lira_scores, logit_confidence
 
     logits = torch.tensor([[40.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -80,7 +80,7 @@ def test_lira_scores_follow_the_gaussians():
     is_member = torch.arange(200) < 100
     target = torch.randn(200, generator=g) + 2.0 * is_member
     for scores in lira_scores(target, reference, inside).values():
-        assert attack_report(scores[is_member], scores[~is_member])["auc"] > 0.8
+        assert membership_report(scores[is_member], scores[~is_member])["auc"] > 0.8
     with pytest.raises(ValueError, match="at least one reference model"):
         lira_scores(target, reference, torch.ones_like(inside))
 
@@ -130,6 +130,7 @@ def test_audit_figures_name_run_method_strategy_and_eps(trained_digits, tmp_path
     trainer.audit(model, dm, ckpt_path=str(ckpt), strategies=["I_B", "I_A"], eps=0.1, attack_steps=5,
                   num_points=100, secure_by="I_A", attack_eps=[0.0, 0.1])
     titles = [fig.axes[0].get_title() for fig in saved]
-    assert len(titles) == 2
-    for title, eps in zip(titles, ("attack eps 0.1", "attack eps 0 to 0.1")):
+    assert len(titles) == 3  # every attack's ROC, the secure/insecure losses, the budget sweep
+    assert "I_B, I_A" in titles[0]
+    for title, eps in zip(titles, ("attack eps 0.1", "attack eps 0.1", "attack eps 0 to 0.1")):
         assert "audit_run" in title and "NaturalTraining" in title and "I_A" in title and eps in title, title

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from privrob.privacy.functional import attack_report
+from privrob.privacy.functional import membership_report
 from privrob.privacy.lira import logit_confidence
 from privrob.privacy.rmia import (choose_offline_a, likelihood_ratio, marginal_probability, rmia_score,
                                   rmia_scores, true_label_probability)
@@ -85,14 +85,14 @@ def test_offline_a_is_chosen_on_the_references():
 
     def offline_auc(a):
         s = rmia_scores(target, reference, inside, nonmembers, offline_a=a)["offline"]
-        return attack_report(s[target_in], s[~target_in])["auc"]
+        return membership_report(s[target_in], s[~target_in])["auc"]
     assert a >= 0.3 and offline_auc(a) > offline_auc(0.0) + 0.02 and offline_auc(a) > 0.95
 
 
-def test_attack_report_reads_the_lowest_resolved_fpr_and_ignores_the_score_scale():
+def test_membership_report_reads_the_lowest_resolved_fpr_and_ignores_the_score_scale():
     members, nonmembers = torch.tensor([12.0, 10.0]), torch.cat([torch.tensor([11.0]), torch.zeros(499)])
     for shift in (0.0, 50.0):  # scores above ~37 are not squashed together (torchmetrics' sigmoid on logits)
-        r = attack_report(members + shift, nonmembers + shift)
+        r = membership_report(members + shift, nonmembers + shift)
         assert r["lowest_fpr"] == 1 / 500 and r["tpr@lowest_fpr"] == 1.0  # threshold 10: one false positive
         assert r["tpr@0.1%fpr"] == 0.5  # 0.1% < 1/500: no false positive allowed, threshold 12
         assert r["auc"] == pytest.approx((499 + 499 + 1) / 1000)  # 12 above all; 10 above all but 11

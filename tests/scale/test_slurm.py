@@ -117,3 +117,37 @@ def test_sweep_dry_run_lists_every_combination(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "sbatch/sweep.sh"), "nope.yaml"], cwd=tmp_path, capture_output=True,
                        text=True)
     assert r.returncode == 2 and "config not found: nope.yaml" in r.stderr
+
+
+def test_references_array_dry_run_and_refusals(tmp_path):
+    (tmp_path / "target.ckpt").write_bytes(b"")
+    script = str(ROOT / "sbatch/references.sh")
+    r = subprocess.run(["bash", script, "--dry-run", "--num_reference", "6", str(ROOT / "configs/quickstart.yaml"),
+                        "target.ckpt", "--", "--training_set", "target_size"], cwd=tmp_path,
+                       env={**os.environ, "SBATCH_OPTS": "--time=1:00:00"}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[:3] == ["sbatch", "--array=0-5", "--time=1:00:00"]
+    assert r.stdout.split()[-6:] == [script, str(ROOT / "configs/quickstart.yaml"), "target.ckpt", "6",
+                                     "--training_set", "target_size"]
+    for args, reason in ((["--num_reference", "2", "c.yaml", "target.ckpt"], "at least 3"),
+                         ([str(ROOT / "configs/quickstart.yaml"), "none.ckpt"], "checkpoint not found: none.ckpt"),
+                         (["nope.yaml", "target.ckpt"], "config not found: nope.yaml")):
+        r = subprocess.run(["bash", script, *args], cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 2 and reason in r.stderr, (args, r.stderr)
+
+
+def test_references_array_trains_every_reference_on_the_cluster(cluster, job_env, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "privrob", "fit", "--config", str(ROOT / "configs/quickstart.yaml"),
+                        "--trainer.max_epochs", "1", *QUICK], cwd=tmp_path, env=job_env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = tmp_path / "runs/quickstart/checkpoints/last.ckpt"
+    r = subprocess.run(["bash", str(ROOT / "sbatch/references.sh"), "--num_reference", "3",
+                        str(tmp_path / "runs/quickstart/config.yaml"), str(ckpt), "--", "--reference_epochs", "1"],
+                       cwd=tmp_path, env={**job_env, "SBATCH_OPTS": "--wait"}, capture_output=True, text=True,
+                       timeout=900)
+    logs = "\n".join(p.read_text()[-1500:] for p in tmp_path.glob("slurm-references-*.out"))
+    assert r.returncode == 0, (r.stderr, logs)
+    folder = ckpt.with_suffix(".references")
+    assert sorted(p.name for p in folder.glob("reference_*.ckpt")) == [f"reference_{k}.ckpt" for k in range(3)], logs
+    assert len(list(tmp_path.glob("slurm-references-*.out"))) == 3  # one array task per reference

@@ -1,0 +1,133 @@
+"""Reference models for the calibrated attacks, LiRA (Carlini et al., S&P 2022) and RMIA (Zarifzadeh et al., ICML
+2024), and for the shadow-model threshold (Shokri et al., S&P 2017; Song & Mittal 2021): which examples of the target's
+pool (its members, then its non-members) each reference trains on, the folder that keeps them, and the attacks'
+scores from them.
+
+A references folder holds ``references.pt`` (the pool's indices, the (K, n) membership masks and how they were drawn)
+and ``reference_<k>.ckpt`` per trained model, written whole or not at all, so that a folder is reused by any later
+call: the masks are drawn once from the seed, and a reference already there is never trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from privrob.privacy.lira import lira_scores, statistics
+from privrob.privacy.rmia import choose_offline_a, rmia_scores
+from privrob.privacy.strategies import Strategy
+
+#: what each reference trains on: seeded complementary halves of the pool, or sets of the target's size
+TRAINING_SETS = ("half", "target_size")
+MANIFEST = "references.pt"
+
+
+def reference_masks(pool_size: int, num_reference: int, training_set: str, target_size: int, seed: int
+                    ) -> torch.Tensor:
+    """(K, n) bool: whether reference k trains on pool example x.
+
+    ``half``: complementary pairs of seeded halves (each example in K/2 references for even K).
+    ``target_size``: LiRA's own design (Carlini et al.'s code): each example is in exactly m = round(K·p) of the K
+    references, chosen at random per example, p the target's fraction of the pool (1,900 of 2,414 on Yale), m kept in
+    [1, K − 1] so that every example has a reference with it and one without it; each reference then trains on about
+    m/K of the pool.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    if training_set == "half":
+        halves = []
+        for k in range(num_reference):
+            halves.append(~halves[-1] if k % 2 else torch.randperm(pool_size, generator=generator) < pool_size // 2)
+        return torch.stack(halves)
+    m = min(max(round(num_reference * target_size / pool_size), 1), num_reference - 1)
+    order = torch.rand(num_reference, pool_size, generator=generator).argsort(0)
+    return order < m
+
+
+def check_options(num_reference: int, training_set: str, index: Optional[int] = None) -> None:
+    """Refuse bad reference options before any work."""
+    if num_reference < 3:
+        raise ValueError(f"`num_reference` must be at least 3 (RMIA's offline a is chosen by letting each reference "
+                         f"play the target against the others), got {num_reference}")
+    if training_set not in TRAINING_SETS:
+        raise ValueError(f"`training_set` can be {' or '.join(TRAINING_SETS)}, got {training_set!r}")
+    if index is not None and not 0 <= index < num_reference:
+        raise ValueError(f"`index` must be in [0, {num_reference - 1}], got {index}")
+
+
+def reference_path(folder: Path, k: int) -> Path:
+    return Path(folder) / f"reference_{k}.ckpt"
+
+
+def save_atomically(write, path: Path) -> None:
+    """``write(tmp)`` then rename onto ``path``: a killed writer leaves no partial file that a later call would reuse
+    (array tasks of one folder may race to write the same manifest; each writes the same content)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def open_folder(folder: Path, pool: torch.Tensor, num_members: int, num_reference: int, training_set: str,
+                seed: int, reference_epochs: Optional[int]) -> torch.Tensor:
+    """The masks of ``folder``: read from its manifest, refused if that was drawn for another pool or with other
+    options, or drawn and saved now (with a readable ``references.json``). A folder holds the references of one
+    config: train those of another config into another folder."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    asked = {"num_reference": num_reference, "training_set": training_set, "seed": seed,
+             "reference_epochs": reference_epochs}
+    if manifest.exists():
+        saved = torch.load(manifest, weights_only=True)
+        differ = [k for k, v in asked.items() if saved[k] != v]
+        if differ or not torch.equal(saved["pool"], pool):
+            what = ", ".join(f"{k} {saved[k]!r}" for k in differ) if differ else "another member/non-member split"
+            raise ValueError(f"{folder} holds references drawn with {what}; use another folder for these options")
+        return saved["inside"]
+    inside = reference_masks(len(pool), num_reference, training_set, num_members, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_atomically(lambda p: torch.save({"pool": pool, "inside": inside, "num_members": num_members, **asked}, p),
+                    manifest)
+    save_atomically(lambda p: p.write_text(json.dumps(
+        {**asked, "pool": len(pool), "target_members": num_members, "reference_sizes": inside.sum(1).tolist()},
+        indent=2) + "\n"), folder / "references.json")
+    return inside
+
+
+def load_folder(folder: Path, pool: torch.Tensor) -> dict:
+    """The manifest of a complete references folder whose pool is ``pool`` (the audited split), with the paths of
+    its K checkpoints; a one-line error otherwise."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise FileNotFoundError(f"no references in {folder} (no {MANIFEST}); train them with `privrob references`")
+    saved = torch.load(folder / MANIFEST, weights_only=True)
+    if not torch.equal(saved["pool"], pool):
+        raise ValueError(f"{folder} holds references of another member/non-member split than the audited checkpoint")
+    missing = [k for k in range(saved["num_reference"]) if not reference_path(folder, k).is_file()]
+    if missing:
+        raise ValueError(f"{folder} has {saved['num_reference'] - len(missing)} of its {saved['num_reference']} "
+                         f"references trained (missing: {', '.join(map(str, missing))}); run `privrob references`")
+    return {**saved, "paths": [reference_path(folder, k) for k in range(saved["num_reference"])]}
+
+
+def reference_attacks(target: nn.Module, references: list[nn.Module], images: torch.Tensor, labels: torch.Tensor,
+                      inside: torch.Tensor, is_member: torch.Tensor, signals: dict[str, Strategy]
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Scores of online and offline LiRA and RMIA and of the threshold on φ, per signal, for every example: named
+    ``"<attack> <variant> (<signal>)"``; with RMIA's offline a per signal (chosen on the references). RMIA's Pr(x|θ)
+    is the true label's softmax probability at temperature 1, sigmoid(φ); its population the non-members."""
+    scores, offline_a = {}, {}
+    population = torch.nonzero(~is_member).squeeze(1)
+    for name, signal in signals.items():
+        phi = statistics(target, images, labels, signal=signal)
+        ref_phi = torch.stack([statistics(ref, images, labels, signal=signal) for ref in references])
+        offline_a[name] = choose_offline_a(ref_phi.sigmoid(), inside)
+        lira = lira_scores(phi, ref_phi, inside)
+        rmia = rmia_scores(phi.sigmoid(), ref_phi.sigmoid(), inside, population, offline_a=offline_a[name])
+        scores.update({f"LiRA online ({name})": lira["online"], f"LiRA offline ({name})": lira["offline"],
+                       f"RMIA online ({name})": rmia["online"], f"RMIA offline ({name})": rmia["offline"],
+                       f"threshold phi ({name})": phi})  # the study's attack on φ: Pr(x|θ)'s order, without ties
+    return scores, offline_a
