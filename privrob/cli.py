@@ -50,9 +50,9 @@ class LogConfigCallback(SaveConfigCallback):
 
 
 class PrivrobCLI(LightningCLI):
-    """LightningCLI with the ``audit``, ``references`` and ``lira`` subcommands, one run per folder (a new fit into a folder that holds
-    a run is refused unless ``--overwrite true``, which removes that run's files first), and the loggers' files under
-    ``default_root_dir`` unless a logger's ``save_dir`` is given."""
+    """LightningCLI with the ``audit``, ``references`` and ``lira`` subcommands, one run per folder (a new fit into a
+    folder that holds a run is refused unless ``--overwrite true``, which removes that run's files first), and the
+    loggers' files under ``default_root_dir`` unless a logger's ``save_dir`` is given."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:

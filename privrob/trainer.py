@@ -70,6 +70,12 @@ def check_audit_args(num_points: Optional[int], attack_eps: Optional[list[float]
         check_fraction(calibration_fraction, "calibration_fraction")
 
 
+def scored_labels(datamodule, result: dict, part: str) -> torch.Tensor:
+    """The labels of the ``members`` or ``nonmembers`` a strategy scored, in the order of its scores."""
+    indices = datamodule.member_indices if part == "members" else datamodule.nonmember_indices
+    return datamodule.labels[indices][result["scores"][part]["ids"]]
+
+
 def check_signals(signals: Optional[list[str]]) -> list[str]:
     """The reference attacks' signals (default ``[clean]``), refused unless distinct values of :data:`SIGNALS`."""
     signals = list(signals) if signals is not None else ["clean"]
@@ -140,9 +146,11 @@ class PrivrobTrainer(pl.Trainer):
                 this seeded fraction of the evaluated members and non-members, their accuracy on the rest beside the
                 oracle's, and Song & Mittal's risk scores (``<stem>.realistic.json``).
             references: a folder of reference models of this checkpoint (``privrob references``): also online and
-                offline LiRA and RMIA, and the threshold on their statistic φ, on each signal, as rows of the table.
-            signals: the inputs of those attacks, ``clean`` and ``adversarial`` (I_A's attack, against each scored
-                model: the target and every reference); default ``[clean]``.
+                offline LiRA and RMIA, and the threshold on their statistic φ, on each signal, as rows of the table
+                (at temperature 1: φ and RMIA's Pr(x|θ) = sigmoid(φ) are the model's own).
+            signals: the inputs of those attacks, ``clean`` and ``adversarial`` (I_A's attack, with this audit's
+                ``eps``, ``attack_steps`` and ``attack_rel_step_size``, against each scored model: the target and
+                every reference); default ``[clean]``.
             shadow: also a shadow-model attacker: the strategies' thresholds (global and per class) calibrated on
                 reference ``shadow``'s own members and non-members, scored by it, and applied to the target's, beside
                 the oracle's (``<stem>.shadow.json``).
@@ -174,6 +182,9 @@ class PrivrobTrainer(pl.Trainer):
             raise ValueError(f"`shadow` is the index of a reference in {references}, 0 to "
                              f"{saved['num_reference'] - 1}; got {shadow}")
         device = self.strategy.root_device
+        # every reference loaded (and checked against the config) before any scoring
+        reference_models = [self._load_reference(model, path, device, weights_only) for path in
+                            saved["paths"]] if saved is not None else []
         model.to(device)
         results = evaluate_membership(model, datamodule, built, num_points=num_points, seed=seed, device=device,
                                       progress=self.progress_bar_callback is not None)
@@ -187,11 +198,14 @@ class PrivrobTrainer(pl.Trainer):
         table = dict(results)
         if saved is not None:
             rows, reference_curves, reference_meta = self._reference_attacks(
-                model, datamodule, pool, saved, results, signals, eps=eps, attack_steps=attack_steps,
-                attack_rel_step_size=attack_rel_step_size)
+                model, reference_models, datamodule, pool, saved, results, signals, eps=eps,
+                attack_steps=attack_steps, attack_rel_step_size=attack_rel_step_size)
             table.update(rows)
             curves.update(reference_curves)
             meta.update({"references": str(references), **reference_meta})
+        shadow_report = None if shadow is None else self._shadow_report(
+            reference_models[shadow], datamodule, pool, saved["inside"][shadow], shadow, built, results,
+            num_points=num_points, seed=seed, device=device)  # before any report is written
         json_path, md_path = write_report(table, stem, meta)
         run = Path(self.default_root_dir).resolve().name
         roc_path = plot_roc(curves, stem.parent / f"{stem.name}.roc.png",
@@ -199,10 +213,9 @@ class PrivrobTrainer(pl.Trainer):
         rank_zero_info(f"Membership-inference audit of {ckpt_path} (eps={eps:g}):\n{markdown_table(table)}\n"
                        f"written to {json_path}, {md_path} and {roc_path}")
         out = {name: {k: v for k, v in r.items() if k != "scores"} for name, r in table.items()}
-        if shadow is not None:
-            out["shadow"] = self._shadow_report(model, datamodule, pool, saved, shadow, built, results,
-                                                num_points=num_points, seed=seed, device=device)
-            (stem.parent / f"{stem.name}.shadow.json").write_text(json.dumps(out["shadow"], indent=2) + "\n")
+        if shadow_report is not None:
+            out["shadow"] = shadow_report
+            (stem.parent / f"{stem.name}.shadow.json").write_text(json.dumps(shadow_report, indent=2) + "\n")
             rank_zero_info(f"shadow-model attacker (reference {shadow}): " + ", ".join(
                 f"{name} {v['calibrated_accuracy']:.4f} (oracle {v['oracle_accuracy']:.4f})"
                 for name, v in out["shadow"].items() if name != "shadow"))
@@ -215,9 +228,8 @@ class PrivrobTrainer(pl.Trainer):
             out["secure_vs_insecure"] = split
         if calibration_fraction is not None:
             realistic = {}
-            pool = {"members": datamodule.member_indices, "nonmembers": datamodule.nonmember_indices}
             for name, r in results.items():
-                labels = {part: datamodule.labels[pool[part]][r["scores"][part]["ids"]] for part in pool}
+                labels = {part: scored_labels(datamodule, r, part) for part in ("members", "nonmembers")}
                 realistic[name] = realistic_report(
                     r["scores"]["members"]["scores"], r["scores"]["nonmembers"]["scores"], fraction=calibration_fraction,
                     seed=seed, member_labels=labels["members"], nonmember_labels=labels["nonmembers"])
@@ -239,9 +251,11 @@ class PrivrobTrainer(pl.Trainer):
             out["budget_sweep"] = rows
         return out
 
-    def _reference_attacks(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, pool: torch.Tensor,
-                           saved: dict, results: dict, signals: list[str], eps: float, attack_steps: int,
-                           attack_rel_step_size: float) -> tuple[dict, dict, dict]:
+    @staticmethod
+    def _reference_attacks(model: pl.LightningModule, references: list[pl.LightningModule],
+                           datamodule: pl.LightningDataModule, pool: torch.Tensor, saved: dict, results: dict,
+                           signals: list[str], eps: float, attack_steps: int, attack_rel_step_size: float
+                           ) -> tuple[dict, dict, dict]:
         """The rows, ROC curves and meta of LiRA, RMIA and the threshold on φ per signal, on the examples the audit's
         strategies scored (the clean signal: the input as given; the adversarial one: I_A's attack)."""
         from privrob.privacy.references import reference_attacks
@@ -256,8 +270,6 @@ class PrivrobTrainer(pl.Trainer):
         is_member = torch.arange(len(positions)) < len(scored["members"]["ids"])
         dataset = datamodule._dataset(pool[positions])
         images = torch.stack([dataset[i][0] for i in range(len(dataset))])
-        device = self.strategy.root_device
-        references = [self._load_reference(model, path, device) for path in saved["paths"]]
         scores, offline_a = reference_attacks(model, references, images, datamodule.labels[pool[positions]],
                                               saved["inside"][:, positions], is_member,
                                               {name: inputs[name] for name in signals})
@@ -265,37 +277,34 @@ class PrivrobTrainer(pl.Trainer):
                 for name, s in scores.items()}
         curves = {name: (s[is_member], s[~is_member]) for name, s in scores.items()}
         meta = {"num_reference": saved["num_reference"], "reference_training_set": saved["training_set"],
+                "reference_seed": saved["seed"], "reference_training": saved["training"],
+                "reference_in_fraction": float(saved["inside"].double().mean()),
                 "reference_sizes": saved["inside"].sum(1).tolist(), "signals": signals, "rmia_offline_a": offline_a}
         return rows, curves, meta
 
     @staticmethod
-    def _load_reference(model: pl.LightningModule, path: Path, device: torch.device) -> pl.LightningModule:
+    def _load_reference(model: pl.LightningModule, path: Path, device: torch.device,
+                        weights_only: Optional[bool]) -> pl.LightningModule:
         reference = copy.deepcopy(model)
-        load_model_weights(reference, load_checkpoint(str(path))["state_dict"], str(path))
+        load_model_weights(reference, load_checkpoint(str(path), weights_only is not False)["state_dict"], str(path))
         return reference.to(device)
 
-    def _shadow_report(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, pool: torch.Tensor,
-                       saved: dict, shadow: int, strategies: list, results: dict, **kwargs) -> dict:
+    @staticmethod
+    def _shadow_report(shadow_model: pl.LightningModule, datamodule: pl.LightningDataModule, pool: torch.Tensor,
+                       inside: torch.Tensor, shadow: int, strategies: list, results: dict, **kwargs) -> dict:
         """Each strategy's thresholds (global and per class) calibrated on reference ``shadow``'s own members and
-        non-members (the same number of each as the target's audit, seeded alike), scored by that model, and their
-        accuracy on the target's audited scores beside the oracle's."""
-        shadow_model = self._load_reference(model, saved["paths"][shadow], kwargs["device"])
+        non-members (``inside``; as many of each as the target's audit, seeded alike), scored by that model, and
+        their accuracy on the target's audited scores beside the oracle's."""
         shadow_data = copy.copy(datamodule)
-        inside = saved["inside"][shadow]
         shadow_data.member_indices, shadow_data.nonmember_indices = pool[inside], pool[~inside]
         calibration = evaluate_membership(shadow_model, shadow_data, strategies, **kwargs)
-
-        def labels(data, r: dict, part: str) -> torch.Tensor:
-            indices = data.member_indices if part == "members" else data.nonmember_indices
-            return data.labels[indices][r["scores"][part]["ids"]]
-
         report = {"shadow": {"reference": shadow, "members": int(inside.sum()), "nonmembers": int((~inside).sum())}}
+        parts = ("members", "nonmembers")
         for name, r in results.items():
             c = calibration[name]
-            parts = ("members", "nonmembers")
             report[name] = calibrated_accuracy(
                 *(c["scores"][p]["scores"] for p in parts), *(r["scores"][p]["scores"] for p in parts),
-                *(labels(shadow_data, c, p) for p in parts), *(labels(datamodule, r, p) for p in parts))
+                *(scored_labels(shadow_data, c, p) for p in parts), *(scored_labels(datamodule, r, p) for p in parts))
         return report
 
     def references(self, model: pl.LightningModule, datamodule: pl.LightningDataModule,
@@ -322,24 +331,35 @@ class PrivrobTrainer(pl.Trainer):
         Returns:
             The references folder.
         """
-        from privrob.privacy.references import check_options, open_folder, reference_path, save_atomically
+        from privrob.privacy.references import (check_design, check_options, open_folder, reference_path,
+                                                save_atomically)
 
         if ckpt_path is None:
             raise ValueError("references needs --ckpt_path, the target checkpoint whose split is the pool")
-        check_options(num_reference, training_set, index)
-        if reference_epochs is not None and reference_epochs < 1:
-            raise ValueError(f"`reference_epochs` must be at least 1, got {reference_epochs}")
+        check_options(num_reference, training_set, index, reference_epochs)
+        if self.num_devices > 1:
+            raise ValueError("references trains each model on one device (a SLURM array trains them in parallel): "
+                             "run it with --trainer.devices 1, and the target's batch size if it trained on several")
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
+        template = copy.deepcopy(model).cpu()
+        load_model_weights(copy.deepcopy(template), checkpoint["state_dict"], ckpt_path)  # the config is the target's
         if checkpoint.get(type(datamodule).__qualname__):
             datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
         datamodule.setup("fit")
-        folder = Path(output_dir) if output_dir else Path(ckpt_path).with_suffix(".references")
         pool = torch.cat([datamodule.member_indices, datamodule.nonmember_indices])
-        inside = open_folder(folder, pool, len(datamodule.member_indices), num_reference, training_set, seed,
-                             reference_epochs)
+        check_design(num_reference, training_set, len(pool), len(datamodule.member_indices))
         limits = ({"max_epochs": reference_epochs} if reference_epochs is not None else
                   {"max_epochs": self.fit_loop.max_epochs, "max_steps": self.max_steps})
-        template = copy.deepcopy(model).cpu()
+        settings = {"precision": self.precision, "accumulate_grad_batches": self.accumulate_grad_batches,
+                    "gradient_clip_val": self.gradient_clip_val,
+                    "gradient_clip_algorithm": self.gradient_clip_algorithm}
+        folder = Path(output_dir) if output_dir else Path(ckpt_path).with_suffix(".references")
+        options = {"num_reference": num_reference, "training_set": training_set, "seed": seed,
+                   "method": type(model).__name__, "network": type(model.backbone).__name__,
+                   "hparams": {k: repr(v) for k, v in model.hparams.items()},
+                   "shapes": {k: list(v.shape) for k, v in template.state_dict().items()},
+                   "training": {k: repr(v) for k, v in {**limits, **settings}.items()}}
+        inside = open_folder(folder, pool, len(datamodule.member_indices), options)
         for k in [index] if index is not None else range(num_reference):
             path = reference_path(folder, k)
             if path.exists():
@@ -351,11 +371,9 @@ class PrivrobTrainer(pl.Trainer):
             ref_data = copy.copy(datamodule)
             ref_data.member_indices, ref_data.nonmember_indices = pool[inside[k]], pool[~inside[k]]
             ref_data.forget_generators()  # its own shuffling and augmentation, seeded by seed + k
-            trainer = pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, **limits,
-                                 gradient_clip_val=self.gradient_clip_val,
-                                 gradient_clip_algorithm=self.gradient_clip_algorithm, logger=False,
-                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                                 limit_val_batches=0, num_sanity_val_steps=0)
+            trainer = pl.Trainer(accelerator=self.strategy.root_device.type, devices=1, **limits, **settings,
+                                 logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                 enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
             trainer.fit(ref, ref_data)
             save_atomically(trainer.save_checkpoint, path)
             rank_zero_info(f"reference {k}: trained on {int(inside[k].sum())} of {len(pool)} examples, saved {path}")
@@ -364,20 +382,23 @@ class PrivrobTrainer(pl.Trainer):
     def lira(self, model: pl.LightningModule, datamodule: pl.LightningDataModule, ckpt_path: Optional[str] = None,
              num_reference: int = 4, training_set: str = "half", reference_epochs: Optional[int] = None,
              seed: int = 0, output: Optional[str] = None, signals: Optional[list[str]] = None,
-             eps: Optional[float] = None, attack_steps: int = 20, weights_only: Optional[bool] = None) -> dict:
-        """LiRA and RMIA in one call: :meth:`references` (into ``<ckpt>.references``, reused when there) then
-        :meth:`audit` with ``--references`` (strategy I_B beside them; report ``<ckpt>.lira.json``, ``.md``,
-        ``.roc.png``).
-        Arguments as theirs."""
+             eps: Optional[float] = None, attack_steps: int = 20, weights_only: Optional[bool] = None,
+             output_dir: Optional[str] = None) -> dict:
+        """LiRA and RMIA in one call: :meth:`references` (into ``output_dir``, default ``<ckpt>.references``, reused
+        when there) then :meth:`audit` with ``--references``, strategy I_B beside them, the adversarial signal's PGD
+        step 2.5·ε/``attack_steps`` (report ``<ckpt>.lira.json``, ``.md``, ``.roc.png``). Arguments as theirs."""
         if ckpt_path is None:
             raise ValueError("lira needs --ckpt_path, the target checkpoint")
+        if attack_steps < 1:
+            raise ValueError(f"`attack_steps` must be at least 1, got {attack_steps}")
         check_signals(signals)
+        # the adversarial signal's options, refused now rather than after the references have trained
         build_strategy("I_A", eps=eps if eps is not None else datamodule.default_eps, attack_steps=attack_steps,
-                       attack_rel_step_size=2.5 / attack_steps)  # refused now, before the references train
+                       attack_rel_step_size=2.5 / attack_steps)
         stem = Path(output) if output else Path(ckpt_path).with_suffix(".lira")
-        folder = self.references(copy.deepcopy(model), datamodule, ckpt_path=ckpt_path, num_reference=num_reference,
-                                 training_set=training_set, reference_epochs=reference_epochs, seed=seed,
-                                 weights_only=weights_only)
+        folder = self.references(copy.deepcopy(model), datamodule, ckpt_path=ckpt_path, output_dir=output_dir,
+                                 num_reference=num_reference, training_set=training_set,
+                                 reference_epochs=reference_epochs, seed=seed, weights_only=weights_only)
         return self.audit(model, datamodule, ckpt_path=ckpt_path, strategies=["I_B"], eps=eps,
                           attack_steps=attack_steps, attack_rel_step_size=2.5 / attack_steps, seed=seed,
                           output=str(stem), weights_only=weights_only, references=folder, signals=signals)

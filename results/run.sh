@@ -32,7 +32,11 @@ for name in "$@"; do
     esac
     fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" --overwrite true)   # a re-run replaces the last
     last=$run/checkpoints/last.ckpt
-    if [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$last" ] && [ -f "$run/segments.tsv" ]; then
+    if [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$last" ] && [ ! -f "$run/segments.tsv" ]; then
+        echo "results/run.sh: $run has a checkpoint but no segments.tsv (its start was not timed): not resumed" >&2
+        exit 2
+    fi
+    if [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$last" ]; then
         fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" --ckpt_path "$last")
         # the segment killed before this one counts up to its last checkpoint
         read -r start _ < <(tail -n 1 "$run/segments.tsv")
@@ -50,7 +54,8 @@ for name in "$@"; do
     export OMP_NUM_THREADS=$threads WANDB_MODE=offline WANDB_RESUME=allow \
         WANDB_RUN_ID="cpu-$name-$(head -n 1 "$run/segments.tsv" | cut -f1)"
     "${fit[@]}" >> "$run/fit.log" 2>&1; t1=$(date +%s.%N)
-    prior=$(awk '{s += $1} END {printf "%.1f", s}' "$run/segment_seconds" 2>/dev/null || echo 0)
+    prior=0
+    [ ! -f "$run/segment_seconds" ] || prior=$(awk '{s += $1} END {printf "%.1f", s}' "$run/segment_seconds")
     # "c1" or, over several segments, "c1 (resumed on c2, c3)"
     commit=$(cut -f2 "$run/segments.tsv" | uniq | paste -sd, | sed 's/,/ (resumed on /; s/,/, /g; /(/s/$/)/')
     mkdir -p "$out"   # only once the fit succeeded: a failed run leaves nothing in results/

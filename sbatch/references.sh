@@ -18,15 +18,15 @@
 set -euo pipefail
 
 usage="usage: sbatch/references.sh [--num_reference K] [--dry-run] CONFIG.yaml TARGET.ckpt [-- extra arguments]"
-if [[ -n "${SLURM_ARRAY_TASK_ID:-}" ]]; then   # one task of the array: train reference k
-    srun "${PRIVROB_PYTHON:-python}" -m privrob references --config "$1" --ckpt_path "$2" \
-        --num_reference "$3" --index "$SLURM_ARRAY_TASK_ID" "${@:4}"
+if [[ "${1:-}" == --array-task ]]; then   # one task of the array this script submitted: train reference k
+    srun "${PRIVROB_PYTHON:-python}" -m privrob references --config "$2" --ckpt_path "$3" \
+        --num_reference "$4" --index "$SLURM_ARRAY_TASK_ID" "${@:5}"
     exit
 fi
 k=4 dry=0 positional=() extra=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --num_reference) k=$2; shift 2 ;;
+        --num_reference) [[ $# -ge 2 ]] || { echo "$usage" >&2; exit 2; }; k=$2; shift 2 ;;
         --dry-run) dry=1; shift ;;
         --) shift; extra=("$@"); break ;;
         -h|--help) echo "$usage"; exit 0 ;;
@@ -39,8 +39,13 @@ done
 config=${positional[0]} ckpt=${positional[1]}
 [[ -f "$config" ]] || { echo "references.sh: config not found: $config" >&2; exit 2; }
 [[ -f "$ckpt" ]] || { echo "references.sh: checkpoint not found: $ckpt" >&2; exit 2; }
+for a in "${extra[@]}"; do   # the array sets these: one task per index of K
+    case "$a" in --num_reference*|--index*)
+        echo "references.sh: give K as --num_reference before --, not $a among the extra arguments" >&2; exit 2;;
+    esac
+done
 cmd=(sbatch --array="0-$((k - 1))" ${SBATCH_OPTS:-} "$(cd "$(dirname "$0")" && pwd)/references.sh"
-     "$config" "$ckpt" "$k" "${extra[@]}")
+     --array-task "$config" "$ckpt" "$k" "${extra[@]}")
 if [[ $dry -eq 1 ]]; then
     printf '%q ' "${cmd[@]}"; echo
 else

@@ -65,7 +65,7 @@ def evaluate_membership(model: nn.Module, datamodule, strategies: Sequence[Strat
 
 
 REPORT_COLUMNS = ("train_acc", "test_acc", "accuracy", "advantage", "auc", "tpr@0.1%fpr", "tpr@1%fpr",
-                  "tpr@lowest_fpr", "members", "nonmembers")
+                  "lowest_fpr", "tpr@lowest_fpr", "members", "nonmembers")
 
 
 def summary(results: dict[str, dict]) -> dict[str, dict[str, float]]:

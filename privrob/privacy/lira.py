@@ -1,7 +1,8 @@
 """The likelihood-ratio attack, LiRA (Carlini, Chien, Nasr, Song, Terzis, Tramèr, IEEE S&P 2022, arXiv:2112.03570).
 
-K reference models are trained by the same method on random halves of a data pool, so each example is "in" for
-about half of them. An example's statistic is the logit-scaled true-label confidence φ = z_y − logsumexp_{j≠y} z_j.
+K reference models are trained by the same method on random parts of a data pool (:mod:`privrob.privacy.references`),
+so each example is "in" for some of them and "out" for the others. An example's statistic is the logit-scaled
+true-label confidence φ = z_y − logsumexp_{j≠y} z_j.
 Online LiRA scores the target's φ by the log-likelihood ratio of Gaussians fitted to the in- and out-models' φ;
 offline LiRA by the one-sided tail of the out-Gaussian alone. With few reference models the variance is pooled
 over examples (Carlini et al.'s "fixed variance").

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -27,15 +28,35 @@ TRAINING_SETS = ("half", "target_size")
 MANIFEST = "references.pt"
 
 
+def references_per_example(num_reference: int, pool_size: int, target_size: int) -> int:
+    """m of the ``target_size`` design: round(K·p), p = target_size / pool_size, the target's fraction of the pool."""
+    return round(num_reference * target_size / pool_size)
+
+
+def check_design(num_reference: int, training_set: str, pool_size: int, target_size: int) -> None:
+    """A ``target_size`` design needs every example in at least 2 references and out of at least 2: LiRA fits a
+    variance to each side, and RMIA's offline a lets each reference play the target against the others, which needs
+    each example left out of one of those. Refused with the smallest K that works."""
+    if training_set != "target_size":
+        return
+    def works(k: int) -> bool:
+        return 2 <= references_per_example(k, pool_size, target_size) <= k - 2
+    if not works(num_reference):
+        smallest = next(k for k in range(4, 10 * pool_size) if works(k))
+        raise ValueError(f"`training_set` target_size with {num_reference} references puts each example in "
+                         f"{references_per_example(num_reference, pool_size, target_size)} of them (p = "
+                         f"{target_size}/{pool_size}); each must be in at least 2 and out of at least 2: use "
+                         f"`num_reference` {smallest} or more")
+
+
 def reference_masks(pool_size: int, num_reference: int, training_set: str, target_size: int, seed: int
                     ) -> torch.Tensor:
     """(K, n) bool: whether reference k trains on pool example x.
 
     ``half``: complementary pairs of seeded halves (each example in K/2 references for even K).
-    ``target_size``: LiRA's own design (Carlini et al.'s code): each example is in exactly m = round(K·p) of the K
-    references, chosen at random per example, p the target's fraction of the pool (1,900 of 2,414 on Yale), m kept in
-    [1, K − 1] so that every example has a reference with it and one without it; each reference then trains on about
-    m/K of the pool.
+    ``target_size``: LiRA's own design (Carlini et al.'s code, with pkeep = p): each example is in exactly
+    m = round(K·p) of the K references, chosen at random per example, p the target's fraction of the pool (1,900 of
+    2,414 on Yale); each reference then trains on about m/K of the pool (:func:`check_design`: 2 ≤ m ≤ K − 2).
     """
     generator = torch.Generator().manual_seed(seed)
     if training_set == "half":
@@ -43,12 +64,12 @@ def reference_masks(pool_size: int, num_reference: int, training_set: str, targe
         for k in range(num_reference):
             halves.append(~halves[-1] if k % 2 else torch.randperm(pool_size, generator=generator) < pool_size // 2)
         return torch.stack(halves)
-    m = min(max(round(num_reference * target_size / pool_size), 1), num_reference - 1)
     order = torch.rand(num_reference, pool_size, generator=generator).argsort(0)
-    return order < m
+    return order < references_per_example(num_reference, pool_size, target_size)
 
 
-def check_options(num_reference: int, training_set: str, index: Optional[int] = None) -> None:
+def check_options(num_reference: int, training_set: str, index: Optional[int] = None,
+                  reference_epochs: Optional[int] = None) -> None:
     """Refuse bad reference options before any work."""
     if num_reference < 3:
         raise ValueError(f"`num_reference` must be at least 3 (RMIA's offline a is chosen by letting each reference "
@@ -57,43 +78,50 @@ def check_options(num_reference: int, training_set: str, index: Optional[int] = 
         raise ValueError(f"`training_set` can be {' or '.join(TRAINING_SETS)}, got {training_set!r}")
     if index is not None and not 0 <= index < num_reference:
         raise ValueError(f"`index` must be in [0, {num_reference - 1}], got {index}")
+    if reference_epochs is not None and reference_epochs < 1:
+        raise ValueError(f"`reference_epochs` must be at least 1, got {reference_epochs}")
 
 
 def reference_path(folder: Path, k: int) -> Path:
     return Path(folder) / f"reference_{k}.ckpt"
 
 
-def save_atomically(write, path: Path) -> None:
+def save_atomically(write: Callable[[Path], object], path: Path) -> None:
     """``write(tmp)`` then rename onto ``path``: a killed writer leaves no partial file that a later call would reuse
-    (array tasks of one folder may race to write the same manifest; each writes the same content)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    (array tasks on many nodes may race to write the same manifest; each writes the same content)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
-def open_folder(folder: Path, pool: torch.Tensor, num_members: int, num_reference: int, training_set: str,
-                seed: int, reference_epochs: Optional[int]) -> torch.Tensor:
+def open_folder(folder: Path, pool: torch.Tensor, num_members: int, options: dict) -> torch.Tensor:
     """The masks of ``folder``: read from its manifest, refused if that was drawn for another pool or with other
-    options, or drawn and saved now (with a readable ``references.json``). A folder holds the references of one
-    config: train those of another config into another folder."""
+    ``options`` (K, training set, seed, and what the references are: method, hyperparameters, network, training
+    length), or drawn and saved now, with a readable ``references.json`` (written first: the manifest is the commit).
+    """
     folder = Path(folder)
     manifest = folder / MANIFEST
-    asked = {"num_reference": num_reference, "training_set": training_set, "seed": seed,
-             "reference_epochs": reference_epochs}
     if manifest.exists():
         saved = torch.load(manifest, weights_only=True)
-        differ = [k for k, v in asked.items() if saved[k] != v]
+        differ = [k for k, v in options.items() if saved.get(k) != v]
         if differ or not torch.equal(saved["pool"], pool):
-            what = ", ".join(f"{k} {saved[k]!r}" for k in differ) if differ else "another member/non-member split"
+            what = ", ".join(f"{k} {saved.get(k)!r}" for k in differ) if differ else "another member/non-member split"
             raise ValueError(f"{folder} holds references drawn with {what}; use another folder for these options")
         return saved["inside"]
-    inside = reference_masks(len(pool), num_reference, training_set, num_members, seed)
+    inside = reference_masks(len(pool), options["num_reference"], options["training_set"], num_members,
+                             options["seed"])
     folder.mkdir(parents=True, exist_ok=True)
-    save_atomically(lambda p: torch.save({"pool": pool, "inside": inside, "num_members": num_members, **asked}, p),
-                    manifest)
     save_atomically(lambda p: p.write_text(json.dumps(
-        {**asked, "pool": len(pool), "target_members": num_members, "reference_sizes": inside.sum(1).tolist()},
+        {**options, "pool": len(pool), "target_members": num_members,
+         "in_fraction": float(inside.double().mean()), "reference_sizes": inside.sum(1).tolist()},
         indent=2) + "\n"), folder / "references.json")
+    save_atomically(lambda p: torch.save({"pool": pool, "inside": inside, "num_members": num_members, **options}, p),
+                    manifest)
     return inside
 
 

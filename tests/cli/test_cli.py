@@ -224,8 +224,8 @@ def test_references_then_audit_with_lira_rmia_signals_and_a_shadow(overfit_digit
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(ckpt.with_suffix(".audit.json").read_text())
     rows, meta = report["strategies"], report["meta"]
-    assert meta["num_reference"] == 4 and meta["reference_sizes"] == [200] * 4 and meta["signals"] == ["clean",
-                                                                                                        "adversarial"]
+    assert meta["num_reference"] == 4 and meta["reference_sizes"] == [200] * 4 and meta["reference_in_fraction"] == 0.5
+    assert meta["signals"] == ["clean", "adversarial"] and meta["reference_training_set"] == "half"
     for signal in ("clean", "adversarial"):
         assert rows[f"threshold phi ({signal})"]["members"] == 200
         for attack in ("LiRA online", "LiRA offline", "RMIA online", "RMIA offline"):
@@ -240,25 +240,50 @@ def test_references_then_audit_with_lira_rmia_signals_and_a_shadow(overfit_digit
     shadow = json.loads(ckpt.with_suffix(".audit.shadow.json").read_text())
     assert shadow["shadow"] == {"reference": 0, "members": 200, "nonmembers": 200}
     for name in ("I_B", "I_A"):
-        # the shadow's threshold cannot beat the oracle's on the target's own scores
-        assert 0.4 < shadow[name]["calibrated_accuracy"] <= shadow[name]["oracle_accuracy"] == rows[name]["accuracy"]
-        assert 0.4 < shadow[name]["per_class_calibrated_accuracy"] <= 1
+        assert shadow[name]["oracle_accuracy"] == rows[name]["accuracy"]  # applied to the target's audited scores
+        assert 0.4 < shadow[name]["calibrated_accuracy"] <= shadow[name]["oracle_accuracy"]
+
+    # on a seeded subset the reference rows score the same examples as the strategies: the threshold on φ orders
+    # them as I_B's confidence does (up to the float32 softmax's ties at 1)
+    r = run_cli("audit", "--config", str(config), "--ckpt_path", str(ckpt), "--strategies", "[I_B]",
+                "--num_points", "150", "--references", str(folder), "--output", str(cwd / "subset"), cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads((cwd / "subset.json").read_text())["strategies"]
+    assert rows["LiRA online (clean)"]["members"] == rows["I_B"]["members"] == 150
+    assert abs(rows["threshold phi (clean)"]["auc"] - rows["I_B"]["auc"]) < 0.005
+
+
+def test_one_reference_by_index_is_the_one_the_loop_trains(overfit_digits_run, tmp_path):
+    cwd, config, ckpt = overfit_digits_run
+    base = ["--config", str(config), "--ckpt_path", str(ckpt), "--num_reference", "3", "--reference_epochs", "1"]
+    r = run_cli("references", *base, "--index", "1", "--output_dir", str(tmp_path / "one"), cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "one").glob("*.ckpt")) == ["reference_1.ckpt"]
+    r = run_cli("references", *base, "--output_dir", str(tmp_path / "all"), cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    alone, looped = (torch.load(tmp_path / d / "reference_1.ckpt", weights_only=True)["state_dict"]
+                     for d in ("one", "all"))
+    assert all(torch.equal(alone[k], looped[k]) for k in looped)  # seeded by seed + k, whoever trains it
 
 
 def test_references_and_audit_refuse_bad_options_before_any_work(overfit_digits_run, tmp_path):
     cwd, config, ckpt = overfit_digits_run
     base = ["--config", str(config), "--ckpt_path", str(ckpt)]
     other = str(tmp_path / "refs")
-    cases = ((["references", "--num_reference", "2"], "at least 3"),
-             (["references", "--training_set", "quarter"], "half or target_size"),
-             (["references", "--index", "4"], "[0, 3]"),
-             (["references", "--reference_epochs", "0"], "at least 1"),
+    out = ["--output_dir", other]
+    cases = ((["references", *out, "--num_reference", "2"], "at least 3"),
+             (["references", *out, "--training_set", "quarter"], "half or target_size"),
+             (["references", *out, "--index", "4"], "[0, 3]"),
+             (["references", *out, "--reference_epochs", "0"], "at least 1"),
+             # 200 of 400 in the target: each example in round(4 * 0.5) = 2 of 4 works, 1 of 3 does not
+             (["references", *out, "--training_set", "target_size", "--num_reference", "3"], "`num_reference` 4"),
+             (["references", *out, "--model.init_args.backbone.init_args.width", "3"], "another architecture"),
              (["audit", "--signals", "[adversarial]"], "need `references`"),
              (["audit", "--references", other], "no references in"),
              (["audit", "--references", other, "--signals", "[clean, noisy]"], "`signals` can"),
              (["lira", "--num_reference", "2"], "at least 3"),
              (["lira", "--signals", "[clean, noisy]"], "`signals` can"),
-             (["lira", "--eps", "-0.1"], "non-negative"))
+             (["lira", "--eps", "-0.1"], "non-negative"), (["lira", "--attack_steps", "0"], "at least 1"))
     for args, reason in cases:
         r = run_cli(args[0], *base, *args[1:], cwd=cwd)
         last = r.stderr.strip().splitlines()[-1]

@@ -127,9 +127,13 @@ def test_references_array_dry_run_and_refusals(tmp_path):
                        env={**os.environ, "SBATCH_OPTS": "--time=1:00:00"}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[:3] == ["sbatch", "--array=0-5", "--time=1:00:00"]
-    assert r.stdout.split()[-6:] == [script, str(ROOT / "configs/quickstart.yaml"), "target.ckpt", "6",
-                                     "--training_set", "target_size"]
+    assert r.stdout.split()[-7:] == [script, "--array-task", str(ROOT / "configs/quickstart.yaml"), "target.ckpt",
+                                     "6", "--training_set", "target_size"]
+    config = str(ROOT / "configs/quickstart.yaml")
     for args, reason in ((["--num_reference", "2", "c.yaml", "target.ckpt"], "at least 3"),
+                         ([config, "target.ckpt", "--", "--num_reference", "8"], "give K as --num_reference before"),
+                         ([config, "target.ckpt", "--", "--index=1"], "give K as --num_reference before"),
+                         (["--num_reference"], "usage:"),
                          ([str(ROOT / "configs/quickstart.yaml"), "none.ckpt"], "checkpoint not found: none.ckpt"),
                          (["nope.yaml", "target.ckpt"], "config not found: nope.yaml")):
         r = subprocess.run(["bash", script, *args], cwd=tmp_path, capture_output=True, text=True)
