@@ -4,9 +4,13 @@ Prints (1) ``ibp_ratio``: IBP margin bounds time / plain forward time on the stu
 and on the Yale network (the larger; target ≤ 2.5); (2) ``dual_ratio``: privrob's exact Wong–Kolter bound time /
 ``convex_adversarial``'s (``RobustBounds``) on networks small enough for both, after checking the bounds are equal
 (target ≤ 1.0, i.e. faster than the reference). Also the mean margin bound of every method on one batch, since no
-ordering of tightness holds in general.
+ordering of tightness holds in general. (3) ``projected_dual_ratio``: one training step (forward + backward) of
+``dual_projected`` (50 projections) on the study's Yale dual network at batch 8 / the same step with
+``convex_adversarial.robust_loss(proj=50, norm_type='l1_median')`` (target ≤ 0.5), with its ratio to a plain training
+step and the cost model that explains it, and the estimate's mean and spread over 20 seeds, examples in groups
+(privrob's CPU path) against the whole batch at once.
 
-Usage: python benchmarks/bounds_cost.py [--device cuda]
+Usage: python benchmarks/bounds_cost.py [--device cuda] [--skip-projected]
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_device_option, best_time  # noqa: E402
-from privrob.bounds import METHODS, margin_lower_bounds  # noqa: E402
+from privrob.bounds import METHODS, dual, margin_lower_bounds, worst_case_logits  # noqa: E402
 from privrob.models import DigitsCNN, FashionMNISTCNN, YaleCNN  # noqa: E402
 
 
@@ -43,10 +47,69 @@ def dual_ratio(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -
     return t_ours / t_ref
 
 
+def projected_dual_step(device: str, batch: int = 8, projections: int = 50, eps: float = 0.06275) -> float:
+    """The study's Yale dual training step: privrob's against convex_adversarial's, and the cost model."""
+    from convex_adversarial import robust_loss
+
+    torch.manual_seed(0)
+    model = YaleCNN(stride2_kernel=4, input_size=(192, 192), padding="one", conv_bias=True, init="dual").to(device)
+    x, y = torch.rand(batch, 1, 192, 192, device=device), torch.randint(0, 38, (batch,), device=device)
+    generator = torch.Generator().manual_seed(0)
+
+    def ours():
+        logits = worst_case_logits(model, x, y, eps, "dual_projected", projections=projections, clip=False,
+                                   generator=generator)
+        nn.functional.cross_entropy(logits, y).backward()
+
+    def peer():
+        robust_loss(model, eps, x, y, proj=projections, norm_type="l1_median", bounded_input=False)[0].backward()
+
+    plain = best_time(lambda: nn.functional.cross_entropy(model(x), y).backward(), 5)
+    t_ours, t_peer = best_time(ours, 1), best_time(peer, 1)
+    spec = 38 - 1
+    print(f"projected dual step, Yale dual network, batch {batch}, {projections} projections: privrob {t_ours:.1f} s, "
+          f"convex_adversarial {t_peer:.1f} s, plain step {plain * 1e3:.0f} ms; privrob / plain {t_ours / plain:.0f}x")
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        ours()
+    kinds = {"convolutions": 0.0, "medians": 0.0, "elementwise and copies": 0.0}
+    for event in prof.key_averages():
+        kind = ("convolutions" if "conv" in event.key or event.key in ("aten::mm", "aten::addmm") else
+                "medians" if "median" in event.key else "elementwise and copies")
+        kinds[kind] += event.self_cpu_time_total
+    total = sum(kinds.values())
+    print(f"  cost model per example: {projections} projected rows through every layer and {spec} margin rows back "
+          f"through the dual network, {projections + spec} network passes (each again in the backward): about "
+          f"{projections + spec}x a plain step in convolutions; then a median of {projections} values at every ReLU "
+          f"neuron, and the relaxation's elementwise work on tensors {projections}x a layer's size, all memory-bound. "
+          "Measured (profiler, self time): " + ", ".join(f"{k} {v / total:.0%}" for k, v in kinds.items()))
+    return t_ours / t_peer
+
+
+def grouped_distribution(batch: int = 256, seeds: int = 20) -> None:
+    """Mean and spread over ``seeds`` of the projected estimate, in groups against the whole batch at once."""
+    torch.manual_seed(0)
+    net = DigitsCNN(width=2, stride2_kernel=4, padding="one", conv_bias=True, init="dual").eval()
+    x, y = torch.rand(batch, 1, 8, 8), torch.randint(0, 10, (batch,))
+    mask = torch.ones(batch, 10, dtype=torch.bool)
+    mask[torch.arange(batch), y] = False
+    stats = {}
+    for name, group_bytes in (("whole batch", 2**62), ("groups of 4", 4 * 50 * 16 * 8 * 8 * 4)):
+        dual.CPU_GROUP_BYTES = group_bytes
+        with torch.no_grad():
+            e = torch.stack([margin_lower_bounds(net, x, y, 0.05, "dual_projected", projections=50,
+                                                 generator=torch.Generator().manual_seed(s)) for s in range(seeds)])
+        stats[name] = (float(e.mean(0)[mask].mean()), float(e.std(0)[mask].mean()))
+    (m0, s0), (m1, s1) = stats.values()
+    print(f"projected estimate over {seeds} seeds, Digits dual network, {batch} examples: mean {m0:.5f} (whole batch) "
+          f"vs {m1:.5f} (groups), ratio {m1 / m0:.3f}; spread {s0:.5f} vs {s1:.5f}, ratio {s1 / s0:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_device_option(parser)
-    device = parser.parse_args().device
+    parser.add_argument("--skip-projected", action="store_true", help="leave out (3), minutes on a CPU")
+    args = parser.parse_args()
+    device = args.device
     torch.backends.cudnn.allow_tf32 = False  # full float32 on a GPU too, so the two dual bounds compare to 1e-4
     torch.manual_seed(0)
     ibp = {
@@ -77,8 +140,13 @@ def main() -> None:
     with torch.no_grad():
         gaps = {m: float(margin_lower_bounds(model, x, y, eps, m).sum(1).mean() / (k - 1)) for m in METHODS}
     print("mean margin lower bound (digits CNN, eps 0.05): " + ", ".join(f"{m} {v:.4f}" for m, v in gaps.items()))
+    if not args.skip_projected:
+        grouped_distribution()
+        projected = projected_dual_step(device)
     print(f"ibp_ratio {max(ibp_ratios):.3f}")
     print(f"dual_ratio {max(dual_ratios):.3f}")
+    if not args.skip_projected:
+        print(f"projected_dual_ratio {projected:.3f}")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def propagate(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor, p
         rows = torch.diag_embed(radius.flatten(1)).view(batch * n, *radius.shape[1:])
         owner = torch.arange(batch, device=lo.device).repeat_interleave(n)
     else:
-        rows = (radius.unsqueeze(1) * _cauchy((batch, projections, *radius.shape[1:]), lo, generator)).flatten(0, 1)
+        rows = _cauchy((batch, projections, *radius.shape[1:]), lo, generator).mul_(radius.unsqueeze(1)).flatten(0, 1)
         owner = torch.arange(batch, device=lo.device).repeat_interleave(projections)
     z = Zonotope(centre, rows, owner, projections)
     pre: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -82,20 +82,23 @@ def propagate(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor, p
             _, slope, b_u = relu_relaxation(l, u, adaptive_lower=False)
             mu = b_u / 2
             z.centre = slope * z.centre + mu
-            z.rows = slope[z.owner] * z.rows
             if projections is None:
                 new_rows, new_owner = _new_generators(mu)
-                z.rows, z.owner = torch.cat([z.rows, new_rows]), torch.cat([z.owner, new_owner])
-            else:
-                z.rows = z.rows + mu[z.owner] * _cauchy(z.rows.shape, lo, generator)
+                z.rows, z.owner = torch.cat([slope[z.owner] * z.rows, new_rows]), torch.cat([z.owner, new_owner])
+            else:  # each example's k rows broadcast against its slope and μ: no (B·k)-row copies of them
+                rows = z.rows.view(batch, projections, *z.rows.shape[1:])
+                new = mu.unsqueeze(1) * _cauchy(rows.shape, lo, generator)
+                z.rows = torch.addcmul(new, rows, slope.unsqueeze(1)).flatten(0, 1)
         else:
             z.centre, z.rows = affine(layer, z.centre), linear_part(layer, z.rows)
     return z, pre
 
 
 def _cauchy(shape, like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-    u = torch.rand(shape, generator=generator, dtype=like.dtype, device="cpu").to(like.device)
-    return torch.tan(torch.pi * (u - 0.5))
+    """Standard Cauchy draws tan(π(u − ½)), u uniform from ``generator`` on the CPU (the same draws on any device),
+    computed in place: these are the largest tensors of the projected bound."""
+    u = torch.rand(shape, generator=generator, dtype=like.dtype, device="cpu")
+    return u.sub_(0.5).mul_(torch.pi).tan_().to(like.device)
 
 
 def _new_generators(mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

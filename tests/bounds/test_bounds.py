@@ -145,3 +145,35 @@ def test_yale_exact_dual_is_refused_but_projected_runs():
         margin_lower_bounds(net, x, y, 0.0314, "dual")
     lb = margin_lower_bounds(net, x, y, 0.0314, "dual_projected", projections=10)
     assert lb.shape == (1, 38) and torch.isfinite(lb).all()
+
+
+def _projected(net, x, y, seeds, **kwargs):
+    with torch.no_grad():
+        return torch.stack([margin_lower_bounds(net, x, y, 0.05, "dual_projected", projections=50,
+                                                generator=torch.Generator().manual_seed(s), **kwargs) for s in seeds])
+
+
+def test_projected_dual_in_groups_is_the_whole_batch_estimate_in_distribution(monkeypatch):
+    from privrob.bounds import dual
+    from privrob.models import DigitsCNN
+
+    torch.manual_seed(0)
+    net = DigitsCNN(width=2, stride2_kernel=4, padding="one", conv_bias=True, init="dual").eval()
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    whole = _projected(net, x, y, range(20))
+    per_example = 50 * 16 * 8 * 8 * 4  # the widest layer's k rows: groups of 3, 3, ..., 1
+    monkeypatch.setattr(dual, "CPU_GROUP_BYTES", 3 * per_example)
+    grouped = _projected(net, x, y, range(20))
+    assert not torch.equal(grouped, whole)  # other draws: groups draw in turn
+    mask = torch.ones(16, 10, dtype=torch.bool)
+    mask[torch.arange(16), y] = False
+    # each example's estimate keeps its own distribution: per margin, the means over 20 seeds agree within 5
+    # standard errors (an example paired with another's input would differ by far more), and overall within 5%
+    diff = (grouped.mean(0) - whole.mean(0))[mask]
+    se = ((grouped.var(0) + whole.var(0)) / 20).sqrt()[mask]
+    assert (diff.abs() <= 5 * se).all()
+    assert abs(grouped.mean(0)[mask].mean() / whole.mean(0)[mask].mean() - 1) < 0.05
+    assert abs(grouped.std(0)[mask].mean() / whole.std(0)[mask].mean() - 1) < 0.1
+    # the first group draws as the whole batch of its three examples does: groups run in order on one generator
+    monkeypatch.setattr(dual, "CPU_GROUP_BYTES", 2**62)
+    assert torch.equal(grouped[:, :3], _projected(net, x[:3], y[:3], range(20)))
