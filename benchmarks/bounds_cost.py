@@ -47,7 +47,7 @@ def dual_ratio(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -
     return t_ours / t_ref
 
 
-def projected_dual_step(device: str, batch: int = 8, projections: int = 50, eps: float = 0.06275) -> float:
+def projected_dual_step(device: torch.device, batch: int = 8, projections: int = 50, eps: float = 0.06275) -> float:
     """The study's Yale dual training step: privrob's against convex_adversarial's, and the cost model."""
     from convex_adversarial import robust_loss
 
@@ -66,22 +66,24 @@ def projected_dual_step(device: str, batch: int = 8, projections: int = 50, eps:
 
     plain = best_time(lambda: nn.functional.cross_entropy(model(x), y).backward(), 5)
     t_ours, t_peer = best_time(ours, 1), best_time(peer, 1)
-    spec = 38 - 1
+    spec = 38  # margin_spec's rows: one per class, the true class's zero row included
     print(f"projected dual step, Yale dual network, batch {batch}, {projections} projections: privrob {t_ours:.1f} s, "
           f"convex_adversarial {t_peer:.1f} s, plain step {plain * 1e3:.0f} ms; privrob / plain {t_ours / plain:.0f}x")
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         ours()
     kinds = {"convolutions": 0.0, "medians": 0.0, "elementwise and copies": 0.0}
     for event in prof.key_averages():
-        kind = ("convolutions" if "conv" in event.key or event.key in ("aten::mm", "aten::addmm") else
-                "medians" if "median" in event.key else "elementwise and copies")
+        key = event.key.lower()
+        kind = ("convolutions" if "conv" in key or key in ("aten::mm", "aten::addmm") else
+                "medians" if "median" in key else "elementwise and copies")
         kinds[kind] += event.self_cpu_time_total
     total = sum(kinds.values())
-    print(f"  cost model per example: {projections} projected rows through every layer and {spec} margin rows back "
-          f"through the dual network, {projections + spec} network passes (each again in the backward): about "
-          f"{projections + spec}x a plain step in convolutions; then a median of {projections} values at every ReLU "
-          f"neuron, and the relaxation's elementwise work on tensors {projections}x a layer's size, all memory-bound. "
-          "Measured (profiler, self time): " + ", ".join(f"{k} {v / total:.0%}" for k, v in kinds.items()))
+    print(f"  cost model per example: {projections} projected rows through every layer up to the last ReLU and {spec} "
+          f"margin rows back through the dual network, {projections + spec} network passes (each again in the "
+          f"backward): about {projections + spec}x a plain step in convolutions if they ran as fast per row as the "
+          f"plain step's; then a median of {projections} values at every ReLU neuron, and the relaxation's "
+          f"elementwise work on tensors {projections}x a layer's size, all memory-bound. Measured (profiler, self "
+          "time): " + ", ".join(f"{k} {v / total:.0%}" for k, v in kinds.items()))
     return t_ours / t_peer
 
 
@@ -92,13 +94,17 @@ def grouped_distribution(batch: int = 256, seeds: int = 20) -> None:
     x, y = torch.rand(batch, 1, 8, 8), torch.randint(0, 10, (batch,))
     mask = torch.ones(batch, 10, dtype=torch.bool)
     mask[torch.arange(batch), y] = False
-    stats = {}
-    for name, group_bytes in (("whole batch", 2**62), ("groups of 4", 4 * 50 * 16 * 8 * 8 * 4)):
-        dual.CPU_GROUP_BYTES = group_bytes
-        with torch.no_grad():
-            e = torch.stack([margin_lower_bounds(net, x, y, 0.05, "dual_projected", projections=50,
-                                                 generator=torch.Generator().manual_seed(s)) for s in range(seeds)])
-        stats[name] = (float(e.mean(0)[mask].mean()), float(e.std(0)[mask].mean()))
+    stats, default = {}, dual.CPU_GROUP_BYTES
+    try:
+        for name, group_bytes in (("whole batch", 2**62), ("groups of 4", 4 * 50 * 16 * 8 * 8 * 4)):
+            dual.CPU_GROUP_BYTES = group_bytes
+            with torch.no_grad():
+                e = torch.stack([margin_lower_bounds(net, x, y, 0.05, "dual_projected", projections=50,
+                                                     generator=torch.Generator().manual_seed(s))
+                                 for s in range(seeds)])
+            stats[name] = (float(e.mean(0)[mask].mean()), float(e.std(0)[mask].mean()))
+    finally:
+        dual.CPU_GROUP_BYTES = default
     (m0, s0), (m1, s1) = stats.values()
     print(f"projected estimate over {seeds} seeds, Digits dual network, {batch} examples: mean {m0:.5f} (whole batch) "
           f"vs {m1:.5f} (groups), ratio {m1 / m0:.3f}; spread {s0:.5f} vs {s1:.5f}, ratio {s1 / s0:.3f}")

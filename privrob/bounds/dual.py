@@ -36,24 +36,31 @@ def relaxations(layers: Sequence[nn.Module], shapes: Sequence[torch.Size], lo: t
 
 
 #: on the CPU, the projected estimate runs on groups of examples whose k projected rows of the widest layer take at
-#: most this many bytes: every example's bound is independent of the others', but glibc serves each tensor above
-#: 32 MiB with fresh pages, so one call on the whole batch costs more per example the larger the batch (measured
-#: on the Yale dual network, 50 projections: 2.3, 3.5 and 5.1 GiB of fresh pages per example at batches 1, 2 and 4,
-#: 6.5, 6.7 and 11.0 s per example forward and backward; grouped, 5.4 s at each batch)
+#: most this many bytes (one example on the Yale dual network): every example's estimate is independent of the
+#: others', and one call on a whole batch cost more per example the larger the batch, because glibc serves every
+#: tensor above 32 MiB as fresh pages and a larger call holds more of them (measured on the Yale dual network, 50
+#: projections, forward and backward: 6.5, 6.7 and 11.0 s and 2.3, 3.5 and 5.1 GiB of fresh pages per example at
+#: batches 1, 2 and 4; in groups 5.4, 5.3 and 5.6 s and 2.1, 1.7 and 1.6 GiB)
 CPU_GROUP_BYTES = 64 * 2**20
+
+
+def group_size(shapes: Sequence[torch.Size], lo: torch.Tensor, projections: Optional[int]) -> int:
+    """Examples per call: :data:`CPU_GROUP_BYTES` worth for the projected estimate on the CPU, else the batch."""
+    if projections is None or lo.device.type != "cpu":
+        return len(lo)
+    return max(1, CPU_GROUP_BYTES // (projections * max(s.numel() for s in shapes) * lo.element_size()))
 
 
 def bounds(layers: Sequence[nn.Module], shapes: Sequence[torch.Size], lo: torch.Tensor, hi: torch.Tensor,
            spec: torch.Tensor, projections: Optional[int] = None, memory_budget: float = 4.0,
            upper: bool = False, generator: Optional[torch.Generator] = None):
-    """Lower (and upper) bounds of spec·z, spec (B, S, K), through the dual network."""
-    group = len(lo)
-    if projections is not None and lo.device.type == "cpu":
-        per_example = projections * max(s.numel() for s in shapes) * lo.element_size()
-        group = max(1, CPU_GROUP_BYTES // per_example)
-    if group < len(lo):  # groups in order: the generator's draws follow the examples
+    """Lower (and upper) bounds of spec·z, spec (B, S, K), through the dual network. The projected estimate runs on
+    the CPU in groups of examples (:func:`group_size`), each drawing its projections in turn from ``generator``:
+    the same distribution as one call on the batch, other draws (on a GPU the batch runs at once)."""
+    group = group_size(shapes, lo, projections)
+    if group < len(lo):
         parts = [bounds(layers, shapes, lo[i:i + group], hi[i:i + group], spec[i:i + group], projections,
                         memory_budget, upper, generator) for i in range(0, len(lo), group)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]) if upper else None
+        return torch.cat([p[0] for p in parts]), (torch.cat([p[1] for p in parts]) if upper else None)
     relax = relaxations(layers[:-1], shapes, lo, hi, projections, memory_budget, generator)
     return backward_bounds(layers, shapes, spec, relax, lo, hi, upper=upper)

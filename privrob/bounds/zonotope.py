@@ -95,10 +95,10 @@ def propagate(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor, p
 
 
 def _cauchy(shape, like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-    """Standard Cauchy draws tan(π(u − ½)), u uniform from ``generator`` on the CPU (the same draws on any device),
-    computed in place: these are the largest tensors of the projected bound."""
-    u = torch.rand(shape, generator=generator, dtype=like.dtype, device="cpu")
-    return u.sub_(0.5).mul_(torch.pi).tan_().to(like.device)
+    """Standard Cauchy draws tan(π(u − ½)), u uniform from ``generator`` on the CPU (the same u on any device), the
+    rest computed in place on ``like``'s device: these are the largest tensors of the projected bound."""
+    u = torch.rand(shape, generator=generator, dtype=like.dtype, device="cpu").to(like.device)
+    return u.sub_(0.5).mul_(torch.pi).tan_()
 
 
 def _new_generators(mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
