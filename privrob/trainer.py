@@ -70,6 +70,16 @@ def check_audit_args(num_points: Optional[int], attack_eps: Optional[list[float]
         check_fraction(calibration_fraction, "calibration_fraction")
 
 
+def restore_split(datamodule, checkpoint: dict) -> torch.Tensor:
+    """Set ``datamodule`` up with the member/non-member split saved in ``checkpoint`` (its own seed's split if the
+    checkpoint holds none); returns the pool: the members' indices, then the non-members'."""
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if state:
+        datamodule.load_state_dict(state)
+    datamodule.setup("test")
+    return torch.cat([datamodule.member_indices, datamodule.nonmember_indices])
+
+
 def scored_labels(datamodule, result: dict, part: str) -> torch.Tensor:
     """The labels of the ``members`` or ``nonmembers`` a strategy scored, in the order of its scores."""
     indices = datamodule.member_indices if part == "members" else datamodule.nonmember_indices
@@ -172,11 +182,7 @@ class PrivrobTrainer(pl.Trainer):
             raise ValueError("`signals` and `shadow` need `references`, a folder of reference models")
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
         load_model_weights(model, checkpoint["state_dict"], ckpt_path)
-        dm_state = checkpoint.get(type(datamodule).__qualname__)
-        if dm_state:
-            datamodule.load_state_dict(dm_state)
-        datamodule.setup("test")
-        pool = torch.cat([datamodule.member_indices, datamodule.nonmember_indices])
+        pool = restore_split(datamodule, checkpoint)
         saved = load_folder(Path(references), pool) if references is not None else None
         if shadow is not None and not 0 <= shadow < saved["num_reference"]:
             raise ValueError(f"`shadow` is the index of a reference in {references}, 0 to "
@@ -343,10 +349,7 @@ class PrivrobTrainer(pl.Trainer):
         checkpoint = load_checkpoint(ckpt_path, weights_only=weights_only is not False)
         template = copy.deepcopy(model).cpu()
         load_model_weights(copy.deepcopy(template), checkpoint["state_dict"], ckpt_path)  # the config is the target's
-        if checkpoint.get(type(datamodule).__qualname__):
-            datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
-        datamodule.setup("fit")
-        pool = torch.cat([datamodule.member_indices, datamodule.nonmember_indices])
+        pool = restore_split(datamodule, checkpoint)
         check_design(num_reference, training_set, len(pool), len(datamodule.member_indices))
         limits = ({"max_epochs": reference_epochs} if reference_epochs is not None else
                   {"max_epochs": self.fit_loop.max_epochs, "max_steps": self.max_steps})
