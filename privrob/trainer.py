@@ -370,7 +370,7 @@ class PrivrobTrainer(pl.Trainer):
                 continue
             pl.seed_everything(seed + k, verbose=False)
             ref = copy.deepcopy(template)
-            ref.backbone.reset_parameters()  # a fresh draw of the config's initialisation scheme
+            ref.reset_backbone()  # a fresh draw of the config's initialisation scheme
             ref_data = copy.copy(datamodule)
             ref_data.member_indices, ref_data.nonmember_indices = pool[inside[k]], pool[~inside[k]]
             ref_data.forget_generators()  # its own shuffling and augmentation, seeded by seed + k

@@ -39,6 +39,12 @@ def piecewise_constant(schedule: list[tuple[int, float]], base_lr: float):
     return factor
 
 
+MemoryFormat = Literal["contiguous", "channels_last"]
+#: the backbone's memory formats: channels_last (NHWC) runs the oneDNN convolutions of the CPU and the tensor cores'
+#: of a GPU without layout conversions (PyTorch's memory-format tutorial)
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
 class RobustTraining(pl.LightningModule):
     """Base LightningModule of privrob's training methods (Song, Shokri, Mittal, CCS 2019 compare six).
 
@@ -75,6 +81,9 @@ class RobustTraining(pl.LightningModule):
         adv_eval_steps: PGD steps of that attack (step 2.5·ε/steps, from the clean input, as the study).
         verified_eval_size: non-members certified for ``val/verified_acc`` each validation (0: off).
         eval_seed: seed of the evaluated subsets.
+        memory_format: the backbone's weights (and so its activations) as ``contiguous`` (NCHW) or
+            ``channels_last`` (NHWC): the same model, its sums in another order (logits equal to float32 rounding);
+            measured in ``benchmarks/train_throughput.py`` and ``benchmarks/callback_overhead.py``.
     """
 
     #: certified bound methods this method reports with, tightest first (empty: not a verifiable method)
@@ -85,7 +94,8 @@ class RobustTraining(pl.LightningModule):
                  lr_schedule: Optional[list[tuple[int, float]]] = None,
                  schedule_unit: Literal["step", "epoch"] = "epoch", loss_reduction: Literal["mean", "sum"] = "mean",
                  adv_eval_size: int = 0, adv_eval_eps: Optional[float] = None, adv_eval_steps: int = 20,
-                 verified_eval_size: int = 0, eval_seed: int = 0) -> None:
+                 verified_eval_size: int = 0, eval_seed: int = 0, memory_format: MemoryFormat = "contiguous"
+                 ) -> None:
         super().__init__()
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"`optimizer` can be adam, sgd, got {optimizer!r}")
@@ -97,12 +107,14 @@ class RobustTraining(pl.LightningModule):
                             ("adv_eval_size", adv_eval_size), ("verified_eval_size", verified_eval_size)):
             if value < 0:
                 raise ValueError(f"`{name}` must be non-negative, got {value}")
+        if memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"`memory_format` can be {', '.join(MEMORY_FORMATS)}, got {memory_format!r}")
         if adv_eval_eps is not None and adv_eval_eps < 0:
             raise ValueError(f"`adv_eval_eps` must be non-negative, got {adv_eval_eps}")
         if lr_schedule:
             piecewise_constant(lr_schedule, lr)
         self.save_hyperparameters(ignore=["backbone"])
-        self.backbone = backbone
+        self.backbone = backbone.to(memory_format=MEMORY_FORMATS[memory_format])
         self.train_acc, self.val_acc, self.test_acc = MeanMetric(), MeanMetric(), MeanMetric()
         self._pending_rng: Optional[dict] = None
 
@@ -113,6 +125,13 @@ class RobustTraining(pl.LightningModule):
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The method's loss on a batch and the logits it was computed from (for ``train/acc``)."""
         raise NotImplementedError
+
+    def reset_backbone(self) -> None:
+        """A fresh draw of the backbone's initialisation scheme: the draws of the contiguous network in either memory
+        format (an ``nn.init`` function fills a tensor in memory order), then the configured format again."""
+        self.backbone.to(memory_format=torch.contiguous_format)
+        self.backbone.reset_parameters()
+        self.backbone.to(memory_format=MEMORY_FORMATS[self.hparams.memory_format])
 
     # -- shared pieces --------------------------------------------------------------------------------------
     def steps_per_epoch(self) -> int:

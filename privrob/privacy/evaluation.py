@@ -38,14 +38,22 @@ def evaluation_mode(model: nn.Module) -> Iterator[None]:
     overwrite them with evaluation data), and a noise layer averages its seeded draws. Restoring the random streams
     makes an evaluation invisible to training: even an unshuffled ``DataLoader`` draws its base seed from the
     global torch generator, which would shift every later random start, augmentation and noise draw.
+
+    The parameters are frozen for the duration (``requires_grad`` off, each one's flag restored after): an attack's
+    backward then records and computes input gradients only, no weight-gradient graph (issue 18).
     """
     devices = [p.device for p in model.parameters() if p.device.type == "cuda"][:1]  # only the model's own GPU
     numpy_state, python_state = np.random.get_state(), random.getstate()
+    trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         with modes_kept(model), torch.random.fork_rng(devices=devices):
             model.eval()
+            for p in trainable:
+                p.requires_grad_(False)
             yield
     finally:
+        for p in trainable:
+            p.requires_grad_(True)
         np.random.set_state(numpy_state)
         random.setstate(python_state)
 
