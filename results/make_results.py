@@ -263,6 +263,56 @@ def commands(dataset: str) -> list[str]:
     return out
 
 
+#: rows of a references audit (results/references.sh), in the table's order: (row in audit.json, attack, signal)
+STRONG = (("I_B", "I_B (threshold on confidence)", "clean"), ("I_A", "I_A (threshold on confidence)", "adversarial"),
+          *((f"{attack} {variant} ({signal})", f"{attack} {variant}", signal) for signal in ("clean", "adversarial")
+            for attack, variant in (("LiRA", "online"), ("LiRA", "offline"), ("RMIA", "online"),
+                                    ("RMIA", "offline"))))
+
+
+def strong_runs() -> list[str]:
+    """Runs audited with reference models (results/cpu/<run>/references/audit.json), in the tables' order."""
+    return [run for dataset in DATASETS for run in runs(dataset)
+            if (RESULTS / "cpu" / run / "references" / "audit.json").exists()]
+
+
+def strong_attacks(run: str) -> list[str]:
+    """One run's reference attacks beside the study's: AUC and TPR at low FPR per attack and signal, the references
+    used, and the shadow-model attacker's accuracy beside the oracle threshold's."""
+    folder = RESULTS / "cpu" / run / "references"
+    report = json.loads((folder / "audit.json").read_text())
+    meta, rows = report["meta"], report["strategies"]
+    if meta.get("global_step") != final_step(run):
+        raise ValueError(f"{folder}: the audited checkpoint is at step {meta.get('global_step')}, not the final "
+                         f"step {final_step(run)}; re-run bash results/references.sh {run}")
+    info = json.loads((folder / "run.json").read_text())
+    training = meta["reference_training"]
+    lowest = rows["I_B"]["lowest_fpr"]
+    lines = [f"### `{run}`", "",
+             f"{meta['num_reference']} reference models (`{meta['reference_training_set']}` training sets of "
+             f"{min(meta['reference_sizes'])}–{max(meta['reference_sizes'])} examples; training "
+             f"{', '.join(f'{k} {v}' for k, v in training.items() if k in ('max_epochs', 'max_steps'))}); "
+             f"{int(rows['I_B']['members'])} members + {int(rows['I_B']['nonmembers'])} non-members audited; "
+             f"adversarial signal: {meta['attack']} at ε {meta['eps']:g}; RMIA offline a: "
+             + ", ".join(f"{k} {v:g}" for k, v in meta["rmia_offline_a"].items()) + ".", "",
+             f"| attack | signal | accuracy | AUC | TPR@0.1%FPR | TPR@1%FPR | TPR@{100 * lowest:.2g}%FPR (lowest) |",
+             "|---|---|---|---|---|---|---|"]
+    for key, attack, signal in STRONG:
+        r = rows[key]
+        lines.append(f"| {attack} | {signal} | {fmt(r['accuracy'])} | {fmt(r['auc'])} | {fmt(r['tpr@0.1%fpr'])} "
+                     f"| {fmt(r['tpr@1%fpr'])} | {fmt(r['tpr@lowest_fpr'])} |")
+    shadow = json.loads((folder / "audit.shadow.json").read_text())
+    lines += ["", "Shadow-model attacker (thresholds calibrated on reference 0's own members and non-members): "
+              + "; ".join(f"{name} {v['calibrated_accuracy']:.4f} global, "
+                          f"{fmt(v.get('per_class_calibrated_accuracy'))} per class (oracle {v['oracle_accuracy']:.4f})"
+                          for name, v in shadow.items() if isinstance(v, dict) and "calibrated_accuracy" in v) + ".",
+              "", f"![ROC of every attack, log-log]({(folder / 'audit.roc.png').relative_to(ROOT)})", "",
+              f"Commands ({info['machine']}, finished {info['finished']}, code {info['commit']}; references "
+              f"{minutes(info['references_seconds'])}, audit {minutes(info['audit_seconds'])}): "
+              f"`{info['references_command']}`, then `{info['audit_command']}`", ""]
+    return lines
+
+
 def render() -> str:
     parts = [(RESULTS / "header.md").read_text().rstrip(), ""]
     for dataset, title in DATASETS.items():
@@ -287,6 +337,14 @@ def render() -> str:
                   "`num_points` (so they are noisier than the table, whose numbers come from the final audit).", "",
                   "Commands (each with W&B offline, on the CPU threads listed; `bash results/run.sh <run>` runs both):", "",
                   *commands(dataset), ""]
+    strong = strong_runs()
+    if strong:
+        parts += ["## Strong attacks: LiRA and RMIA on the clean and the adversarial signal", "",
+                  "Reference models of each run's config (`bash results/references.sh <run>`, after `results/run.sh`), "
+                  "audited on the same members and non-members as the study's attacks. TPR at a low FPR is the "
+                  "field's measure (Carlini et al. 2022); the lowest FPR is 1 / non-members.", ""]
+        for run in strong:
+            parts += strong_attacks(run)
     parts += ["## Performance", "", "Each script prints its ratios last; every ratio is measured within one run of "
               "the script (absolute times are this 2-core machine's only).", "",
               *benchmark_table(RESULTS / "benchmarks"), ""]

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Strong attacks on a run of results/run.sh (issue 17): trains K reference models of runs/cpu/NAME by its config
+# (`privrob references`), then audits its last checkpoint with them: I_B and I_A beside online and offline LiRA and
+# RMIA on the clean and the adversarial signal, and the shadow-model threshold of reference 0.
+#   bash results/run.sh NAME && bash results/references.sh NAME
+# PRIVROB_REFERENCES: K (default 4); PRIVROB_REFERENCE_EPOCHS: epochs of each reference (default: the config's);
+# PRIVROB_REFERENCE_FORMAT=channels_last: train them with that memory format (the config's model to float32 rounding,
+# 2.3x faster a PGD step on this CPU: benchmarks/train_throughput.py); PRIVROB_THREADS: threads (default 1). References stay in runs/cpu/NAME/references (reused when there); the small
+# files go to results/cpu/NAME/references/{audit.json, audit.md, audit.roc.png, audit.shadow.json, run.json}.
+set -euo pipefail
+[ $# -eq 1 ] || { echo "usage: bash results/references.sh NAME  (after bash results/run.sh NAME)" >&2; exit 2; }
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+name=$1 threads=${PRIVROB_THREADS:-1} k=${PRIVROB_REFERENCES:-4}
+run=runs/cpu/$name out=results/cpu/$name/references
+last=$run/checkpoints/last.ckpt
+[ -f "$last" ] && [ -f "results/cpu/$name/run.json" ] || {
+    echo "results/references.sh: no finished run $run (run bash results/run.sh $name first)" >&2; exit 2; }
+options=()   # the references' own
+[ -z "${PRIVROB_REFERENCE_EPOCHS:-}" ] || options=(--reference_epochs "$PRIVROB_REFERENCE_EPOCHS")
+[ -z "${PRIVROB_REFERENCE_FORMAT:-}" ] || options+=(--model.init_args.memory_format "$PRIVROB_REFERENCE_FORMAT")
+audit_args=()
+case $name in
+    fmnist_*) audit_args=(--num_points 2000);;   # as results/run.sh
+    yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;
+    *_ibp) audit_args=(--bound_methods "[ibp]");;
+esac
+code_state() {
+    echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
+}
+train=("$PY" -m privrob references --config "$run/config.yaml" --ckpt_path "$last" --num_reference "$k"
+       --output_dir "$run/references" "${options[@]}")
+audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$last" --output "$out/audit"
+       --references "$run/references" --signals "[clean, adversarial]" --shadow 0 "${audit_args[@]}")
+export OMP_NUM_THREADS=$threads WANDB_MODE=offline
+commit=$(code_state)
+t0=$(date +%s.%N)
+"${train[@]}" >> "$run/references.log" 2>&1; t1=$(date +%s.%N)
+mkdir -p "$out"   # only once the references trained
+"${audit[@]}" > "$run/references_audit.log" 2>&1; t2=$(date +%s.%N)
+[ "$(code_state)" = "$commit" ] || commit="$commit (audit: $(code_state))"
+"$PY" - "$out/run.json" "$t0" "$t1" "$t2" "$threads" "${train[*]}" "${audit[*]}" "$commit" <<'PYEOF'
+import json, sys, platform, datetime
+path, t0, t1, t2, threads, train, audit, commit = sys.argv[1:]
+t0, t1, t2 = float(t0), float(t1), float(t2)
+json.dump({"references_command": train, "audit_command": audit, "references_seconds": round(t1 - t0, 1),
+           "audit_seconds": round(t2 - t1, 1), "threads": int(threads),
+           "machine": f"{platform.machine()} CPU, {threads} thread(s)", "commit": commit,
+           "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+          open(path, "w"), indent=1)
+print(f"{path}: references {t1 - t0:.0f} s, audit {t2 - t1:.0f} s")
+PYEOF
