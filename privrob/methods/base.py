@@ -43,6 +43,8 @@ MemoryFormat = Literal["contiguous", "channels_last"]
 #: the backbone's memory formats: channels_last (NHWC) runs the oneDNN convolutions of the CPU and the tensor cores'
 #: of a GPU without layout conversions (PyTorch's memory-format tutorial)
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 class RobustTraining(pl.LightningModule):
@@ -84,6 +86,9 @@ class RobustTraining(pl.LightningModule):
         memory_format: the backbone's weights (and so its activations) as ``contiguous`` (NCHW) or
             ``channels_last`` (NHWC): the same model, its sums in another order (logits equal to float32 rounding);
             measured in ``benchmarks/train_throughput.py`` and ``benchmarks/callback_overhead.py``.
+        compile: ``torch.compile`` the backbone's forward in this mode (``nn.Module.compile``: the parameters keep
+            their names, so checkpoints load either way): the training forward, every attack step and scoring pass
+            (``reduce-overhead``: CUDA graphs on a GPU); the bounds run layer by layer, uncompiled. None: eager.
     """
 
     #: certified bound methods this method reports with, tightest first (empty: not a verifiable method)
@@ -94,8 +99,8 @@ class RobustTraining(pl.LightningModule):
                  lr_schedule: Optional[list[tuple[int, float]]] = None,
                  schedule_unit: Literal["step", "epoch"] = "epoch", loss_reduction: Literal["mean", "sum"] = "mean",
                  adv_eval_size: int = 0, adv_eval_eps: Optional[float] = None, adv_eval_steps: int = 20,
-                 verified_eval_size: int = 0, eval_seed: int = 0, memory_format: MemoryFormat = "contiguous"
-                 ) -> None:
+                 verified_eval_size: int = 0, eval_seed: int = 0, memory_format: MemoryFormat = "contiguous",
+                 compile: Optional[CompileMode] = None) -> None:
         super().__init__()
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"`optimizer` can be adam, sgd, got {optimizer!r}")
@@ -109,12 +114,16 @@ class RobustTraining(pl.LightningModule):
                 raise ValueError(f"`{name}` must be non-negative, got {value}")
         if memory_format not in MEMORY_FORMATS:
             raise ValueError(f"`memory_format` can be {', '.join(MEMORY_FORMATS)}, got {memory_format!r}")
+        if compile is not None and compile not in COMPILE_MODES:
+            raise ValueError(f"`compile` can be {', '.join(COMPILE_MODES)} or null, got {compile!r}")
         if adv_eval_eps is not None and adv_eval_eps < 0:
             raise ValueError(f"`adv_eval_eps` must be non-negative, got {adv_eval_eps}")
         if lr_schedule:
             piecewise_constant(lr_schedule, lr)
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone.to(memory_format=MEMORY_FORMATS[memory_format])
+        if compile is not None:
+            self.backbone.compile(mode=compile)
         self.train_acc, self.val_acc, self.test_acc = MeanMetric(), MeanMetric(), MeanMetric()
         self._pending_rng: Optional[dict] = None
 

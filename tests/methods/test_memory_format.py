@@ -143,3 +143,21 @@ def test_a_channels_last_checkpoint_loads_into_a_contiguous_model():
     nchw.eval(), nhwc.eval()
     torch.testing.assert_close(nchw(x), nhwc(x), rtol=1e-4, atol=1e-5)
     assert all(p.is_contiguous() for p in nchw.parameters())
+
+
+def test_a_compiled_backbone_trains_attacks_and_loads_as_the_eager_one():
+    """``compile``: the training step (attack included) equals eager's to float32 rounding, and the parameter names,
+    so the checkpoints, are the eager model's."""
+    torch.manual_seed(0)
+    eager = PGDTraining(DigitsCNN(width=1), eps=0.1, steps=2, rel_step_size=0.5)
+    compiled = PGDTraining(DigitsCNN(width=1), eps=0.1, steps=2, rel_step_size=0.5, compile="default")
+    compiled.load_state_dict(eager.state_dict())
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    losses = []
+    for model in (eager, compiled):
+        torch.manual_seed(1)
+        losses.append(model.training_loss(x, y)[0].detach())
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="compile"):
+        NaturalTraining(DigitsCNN(width=1), compile="fast")
