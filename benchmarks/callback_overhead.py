@@ -3,9 +3,12 @@
 Prints (1) ``efficiency``: the time of one I_A evaluation divided by points × (steps + 1) × one training-style
 forward+backward per point (target ≤ 1.2); (2) ``ratio``: the callback's time at its default schedule (I_B every
 epoch, I_A every 10 epochs, up to 1,000 points per set), amortised per epoch, as a fraction of one PGD-training
-epoch of the study's Yale setting (10 steps, batch 20, 1,900 members) (target ≤ 0.10).
+epoch of the study's Yale setting (10 steps, batch 20, 1,900 members) (target ≤ 0.10). Network, training and
+forward+backward all in ``--memory-format`` (a method's ``memory_format``). With ``--sweep``, first the I_A cost per
+point on 256 points in each memory format and evaluation batch size, and the best of them (issue 18).
 
-Usage: python benchmarks/callback_overhead.py [--train-batches N] [--device cuda]
+Usage: python benchmarks/callback_overhead.py [--train-batches N] [--memory-format channels_last]
+           [--eval-batch-size B] [--sweep] [--device cuda]
 (the PGD epoch is extrapolated from N batches)
 """
 
@@ -21,22 +24,48 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_device_option, fwd_bwd_per_point, synchronize, yale_datamodule  # noqa: E402
 from privrob.methods import PGDTraining  # noqa: E402
+from privrob.methods.base import MEMORY_FORMATS  # noqa: E402
 from privrob.models import YaleCNN  # noqa: E402
 from privrob.privacy import Adversarial, Benign  # noqa: E402
 from privrob.privacy.audit import evaluate_membership  # noqa: E402
+
+
+def sweep(dm, device: torch.device, eps: float, steps: int) -> None:
+    """I_A's seconds per point on 128 members + 128 non-members, per memory format and evaluation batch size."""
+    rows = []
+    for fmt in MEMORY_FORMATS:
+        model = YaleCNN().eval().to(device, memory_format=MEMORY_FORMATS[fmt])
+        for batch in (16, 32, 64, 128):
+            dm.eval_batch_size = batch
+            evaluate_membership(model, dm, [Adversarial(eps=eps, steps=1)], num_points=batch)  # warm-up
+            synchronize()
+            t = time.perf_counter()
+            r = evaluate_membership(model, dm, [Adversarial(eps=eps, steps=steps)], num_points=128)
+            synchronize()
+            rows.append((fmt, batch, (time.perf_counter() - t) / (r["I_A"]["members"] + r["I_A"]["nonmembers"])))
+            print(f"sweep {fmt:<14} eval batch {batch:<4} I_A {rows[-1][2] * 1e3:7.2f} ms per point", flush=True)
+    fmt, batch, _ = min(rows, key=lambda row: row[2])
+    print(f"best configuration: memory_format {fmt}, eval_batch_size {batch}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-batches", type=int, default=20, help="PGD-training batches timed (of 95)")
     parser.add_argument("--eval-batch-size", type=int, default=None, help="default: the Yale data module's")
+    parser.add_argument("--memory-format", choices=list(MEMORY_FORMATS), default="contiguous")
+    parser.add_argument("--sweep", action="store_true", help="first, I_A's cost per memory format and batch size")
     add_device_option(parser)
     args = parser.parse_args()
     device = args.device
     torch.manual_seed(0)
     dm = yale_datamodule(**({"eval_batch_size": args.eval_batch_size} if args.eval_batch_size else {}))
-    model = YaleCNN().eval().to(device)
     eps, steps = 0.0314, 20
+    if args.sweep:
+        default_batch = dm.eval_batch_size
+        sweep(dm, device, eps, steps)
+        dm.eval_batch_size = default_batch
+    fmt = MEMORY_FORMATS[args.memory_format]
+    model = YaleCNN().eval().to(device, memory_format=fmt)
 
     xs, ys = zip(*[dm.members()[i] for i in range(dm.eval_batch_size)])
     per_point = fwd_bwd_per_point(model, torch.stack(xs).to(device), torch.stack(ys).to(device))
@@ -56,7 +85,8 @@ def main() -> None:
     t_ib = time.perf_counter() - t
 
     # (2) a PGD-training epoch of the study's Yale setting, extrapolated from --train-batches batches
-    method = PGDTraining(YaleCNN(), eps=eps, steps=10, rel_step_size=0.2, lr=1e-4, loss_reduction="sum").to(device)
+    method = PGDTraining(YaleCNN(), eps=eps, steps=10, rel_step_size=0.2, lr=1e-4, loss_reduction="sum",
+                         memory_format=args.memory_format).to(device)
     opt = torch.optim.Adam(method.parameters(), lr=1e-4)
     loader = dm.train_dataloader()
     batches = iter(loader)
@@ -72,6 +102,7 @@ def main() -> None:
     t_epoch = (time.perf_counter() - t) / args.train_batches * len(loader)
 
     amortised = t_ib + t_ia / 10
+    print(f"memory format            {args.memory_format}")
     print(f"fwd+bwd per point        {per_point * 1e3:.3f} ms (batch {dm.eval_batch_size})")
     print(f"I_A evaluation           {t_ia:.1f} s ({points} points, {steps} steps)")
     print(f"I_B evaluation           {t_ib:.1f} s")

@@ -25,6 +25,7 @@ import privrob.methods  # noqa: F401
 from privrob.data import MembershipDataModule
 from privrob.errors import one_line
 from privrob.methods import RobustTraining
+from privrob.methods.base import EXECUTION_SETTINGS
 from privrob.run_folder import loggers_into, refuse_or_replace, remove_run
 from privrob.trainer import PrivrobTrainer, load_checkpoint
 from privrob.wandb_mode import choose_wandb_mode
@@ -60,12 +61,18 @@ class PrivrobCLI(LightningCLI):
         return {**LightningCLI.subcommands(), **{name: {"model", "datamodule"} for name in ours}}
 
     def _parse_ckpt_path(self) -> None:
-        # Lightning reads the checkpoint's hyperparameters here; check the file first for a one-line error
+        # Lightning reads the checkpoint's hyperparameters here, over the config and the command line; check the file
+        # first for a one-line error, and keep the config's execution settings: how to run the model, not what it is
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if path is not None:
-            load_checkpoint(path)
+        if path is None:
+            return super()._parse_ckpt_path()
+        load_checkpoint(path)
+        keys = [f"{subcommand}.model.init_args.{name}" for name in EXECUTION_SETTINGS]
+        kept = {key: self.config[key] for key in keys if key in self.config}
         super()._parse_ckpt_path()
+        for key, value in kept.items():
+            self.config[key] = value
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--overwrite", type=bool, default=False,

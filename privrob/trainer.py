@@ -15,6 +15,7 @@ from pytorch_lightning.loops.fit_loop import _FitLoop
 from pytorch_lightning.loops.loop import _Loop
 from pytorch_lightning.utilities import rank_zero_info
 
+from privrob.methods.base import EXECUTION_SETTINGS
 from privrob.privacy.audit import (budget_sweep, evaluate_membership, figure_title, markdown_table, plot_roc,
                                   plot_secure_losses, secure_split, write_budget_sweep, write_report)
 from privrob.privacy.functional import membership_report
@@ -359,7 +360,7 @@ class PrivrobTrainer(pl.Trainer):
         folder = Path(output_dir) if output_dir else Path(ckpt_path).with_suffix(".references")
         options = {"num_reference": num_reference, "training_set": training_set, "seed": seed,
                    "method": type(model).__name__, "network": type(model.backbone).__name__,
-                   "hparams": {k: repr(v) for k, v in model.hparams.items()},
+                   "hparams": {k: repr(v) for k, v in model.hparams.items() if k not in EXECUTION_SETTINGS},
                    "shapes": {k: list(v.shape) for k, v in template.state_dict().items()},
                    "training": {k: repr(v) for k, v in {**limits, **settings}.items()}}
         inside = open_folder(folder, pool, len(datamodule.member_indices), options)

@@ -89,17 +89,22 @@ def final_step(run: str) -> int:
 def check_audited(run: str) -> None:
     """Refuse a row whose audit is not of its config's final model, or not at the study's evaluation budget, or
     whose run.json names no commit of the code that measured it."""
-    if "commit" not in run_info(run):
-        raise ValueError(f"results/cpu/{run}/run.json names no commit (measured before results/run.sh recorded one, "
-                         f"before the fixes of issue 14); re-run bash results/run.sh {run}")
-    meta = audit_file(run)["meta"]
+    check_audit(run, audit_file(run)["meta"], run_info(run), f"results/cpu/{run}", f"bash results/run.sh {run}")
+
+
+def check_audit(run: str, meta: dict, info: dict, where: str, rerun: str) -> None:
+    """The checks of :func:`check_audited` on one audit's meta and its run.json (``where``: the folder, ``rerun``:
+    the command that measures it again)."""
+    if "commit" not in info:
+        raise ValueError(f"{where}/run.json names no commit (measured before results/run.sh recorded one, "
+                         f"before the fixes of issue 14); re-run {rerun}")
     dataset, method = run.split("_", 1)
     if meta.get("global_step") != final_step(run):
-        raise ValueError(f"results/cpu/{run}: the audited checkpoint is at step {meta.get('global_step')}, not at the "
-                         f"final step {final_step(run)} of configs/cpu/{run}.yaml; re-run bash results/run.sh {run}")
+        raise ValueError(f"{where}: the audited checkpoint is at step {meta.get('global_step')}, not at the "
+                         f"final step {final_step(run)} of configs/cpu/{run}.yaml; re-run {rerun}")
     eps = EVAL_EPS.get((dataset, method), EVAL_EPS[dataset])
     if abs(meta["eps"] - eps) > 1e-12:
-        raise ValueError(f"results/cpu/{run}: audited at eps {meta['eps']}, the study evaluated at {eps}")
+        raise ValueError(f"{where}: audited at eps {meta['eps']}, the study evaluated at {eps}")
 
 
 def measured(run: str, strategies: dict | None = None) -> dict:
@@ -282,10 +287,8 @@ def strong_attacks(run: str) -> list[str]:
     folder = RESULTS / "cpu" / run / "references"
     report = json.loads((folder / "audit.json").read_text())
     meta, rows = report["meta"], report["strategies"]
-    if meta.get("global_step") != final_step(run):
-        raise ValueError(f"{folder}: the audited checkpoint is at step {meta.get('global_step')}, not the final "
-                         f"step {final_step(run)}; re-run bash results/references.sh {run}")
     info = json.loads((folder / "run.json").read_text())
+    check_audit(run, meta, info, str(folder.relative_to(RESULTS.parent)), f"bash results/references.sh {run}")
     training = meta["reference_training"]
     lowest = rows["I_B"]["lowest_fpr"]
     lines = [f"### `{run}`", "",

@@ -35,14 +35,20 @@ audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$last" --
 export OMP_NUM_THREADS=$threads WANDB_MODE=offline
 commit=$(code_state)
 t0=$(date +%s.%N)
-"${train[@]}" >> "$run/references.log" 2>&1; t1=$(date +%s.%N)
+"${train[@]}" >> "$run/references.log" 2>&1 || {
+    echo "results/references.sh: privrob references failed: $(tail -n 1 "$run/references.log")" >&2; exit 2; }
+t1=$(date +%s.%N)
 mkdir -p "$out"   # only once the references trained
-"${audit[@]}" > "$run/references_audit.log" 2>&1; t2=$(date +%s.%N)
+"${audit[@]}" > "$run/references_audit.log" 2>&1 || {
+    echo "results/references.sh: privrob audit failed: $(tail -n 1 "$run/references_audit.log")" >&2; exit 2; }
+t2=$(date +%s.%N)
 [ "$(code_state)" = "$commit" ] || commit="$commit (audit: $(code_state))"
-"$PY" - "$out/run.json" "$t0" "$t1" "$t2" "$threads" "${train[*]}" "${audit[*]}" "$commit" <<'PYEOF'
-import json, sys, platform, datetime
-path, t0, t1, t2, threads, train, audit, commit = sys.argv[1:]
+# the commands as one shell line each (quoted where needed), then the rest
+"$PY" - "$out/run.json" "$t0" "$t1" "$t2" "$threads" "$commit" "${#train[@]}" "${train[@]}" "${audit[@]}" <<'PYEOF'
+import json, shlex, sys, platform, datetime
+path, t0, t1, t2, threads, commit, n, *commands = sys.argv[1:]
 t0, t1, t2 = float(t0), float(t1), float(t2)
+train, audit = shlex.join(commands[:int(n)]), shlex.join(commands[int(n):])
 json.dump({"references_command": train, "audit_command": audit, "references_seconds": round(t1 - t0, 1),
            "audit_seconds": round(t2 - t1, 1), "threads": int(threads),
            "machine": f"{platform.machine()} CPU, {threads} thread(s)", "commit": commit,

@@ -2,6 +2,7 @@
 file that exist, and each of its numbers equals the one in those files; published rows equal the study's."""
 
 import csv
+import itertools
 import json
 import re
 
@@ -191,3 +192,47 @@ def test_a_row_not_audited_at_its_final_step_or_budget_or_by_named_code_is_refus
     make_results.audit_file.cache_clear()
     with pytest.raises(ValueError, match=match):
         make_results.runs("yale")
+
+
+def strong_tables() -> dict[str, list[dict]]:
+    """The strong-attack table of each run in RESULTS.md (its `### `<run>`` heading), rows as {column: cell}."""
+    out, run, lines = {}, None, RESULTS_MD.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("### `"):
+            run = line.strip("#` ")
+        if run and line.startswith("| attack | signal |"):
+            header = [c.strip() for c in line.strip("|").split("|")]
+            out[run] = [dict(zip(header, (c.strip() for c in row.strip("|").split("|"))))
+                        for row in itertools.takewhile(lambda l: l.startswith("|"), lines[i + 2:])]
+    return out
+
+
+def test_strong_attack_rows_equal_their_reference_audits():
+    """Every run with reference models (results/references.sh) has its table, each number that of its audit."""
+    from results import make_results
+
+    tables = strong_tables()
+    assert tables, "RESULTS.md has no strong-attack table (bash results/references.sh <run>)"
+    assert set(tables) == set(make_results.strong_runs()) == {
+        p.parent.parent.name for p in (ROOT / "results" / "cpu").glob("*/references/audit.json")}
+    for run, rows in tables.items():
+        report = json.loads((ROOT / "results" / "cpu" / run / "references" / "audit.json").read_text())["strategies"]
+        assert len(rows) == len(make_results.STRONG) == 10
+        for row, (key, attack, signal) in zip(rows, make_results.STRONG):
+            assert (row["attack"], row["signal"]) == (attack, signal)
+            for column, field in (("accuracy", "accuracy"), ("AUC", "auc"), ("TPR@0.1%FPR", "tpr@0.1%fpr"),
+                                  ("TPR@1%FPR", "tpr@1%fpr")):
+                assert float(row[column]) == pytest.approx(report[key][field], abs=5e-5), (run, key, column)
+
+
+def test_a_reference_audit_not_of_the_final_step_is_refused(copied_run):
+    from results import make_results
+
+    folder = copied_run / "references"
+    folder.mkdir()
+    source = ROOT / "results" / "cpu" / make_results.strong_runs()[0] / "references"
+    data = json.loads((source / "audit.json").read_text())
+    data["meta"]["global_step"] = make_results.final_step(copied_run.name) - 1
+    (folder / "audit.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="not at the final step"):
+        make_results.strong_attacks(copied_run.name)

@@ -45,6 +45,9 @@ MemoryFormat = Literal["contiguous", "channels_last"]
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+#: the settings of how a method runs, not of the model it trains: a run's config or command line sets them, never its
+#: checkpoint's saved hyperparameters (privrob.cli), and a references folder does not compare them (privrob.trainer)
+EXECUTION_SETTINGS = ("memory_format", "compile")
 
 
 class RobustTraining(pl.LightningModule):

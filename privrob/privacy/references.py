@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from privrob.privacy.lira import lira_scores, statistics
@@ -146,15 +147,18 @@ def reference_attacks(target: nn.Module, references: list[nn.Module], images: to
                       ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Scores of online and offline LiRA and RMIA and of the threshold on φ, per signal, for every example: named
     ``"<attack> <variant> (<signal>)"``; with RMIA's offline a per signal (chosen on the references). RMIA's Pr(x|θ)
-    is the true label's softmax probability at temperature 1, sigmoid(φ); its population the non-members."""
+    is the true label's softmax probability at temperature 1, sigmoid(φ), taken as its logarithm; its population the
+    non-members."""
     scores, offline_a = {}, {}
     population = torch.nonzero(~is_member).squeeze(1)
     for name, signal in signals.items():
         phi = statistics(target, images, labels, signal=signal)
         ref_phi = torch.stack([statistics(ref, images, labels, signal=signal) for ref in references])
-        offline_a[name] = choose_offline_a(ref_phi.sigmoid(), inside)
+        # log Pr(x|θ) = log sigmoid(φ): finite where Pr(x|θ) itself underflows
+        log_target, log_reference = F.logsigmoid(phi.double()), F.logsigmoid(ref_phi.double())
+        offline_a[name] = choose_offline_a(log_reference, inside)
         lira = lira_scores(phi, ref_phi, inside)
-        rmia = rmia_scores(phi.sigmoid(), ref_phi.sigmoid(), inside, population, offline_a=offline_a[name])
+        rmia = rmia_scores(log_target, log_reference, inside, population, offline_a=offline_a[name])
         scores.update({f"LiRA online ({name})": lira["online"], f"LiRA offline ({name})": lira["offline"],
                        f"RMIA online ({name})": rmia["online"], f"RMIA offline ({name})": rmia["offline"],
                        f"threshold phi ({name})": phi})  # the study's attack on φ: Pr(x|θ)'s order, without ties

@@ -6,12 +6,14 @@ label and Pr(·) its mean over reference models: over all of them (online), or, 
 train on the example (offline), Pr(x) = ½((1 + a)·Pr_OUT(x) + 1 − a), the paper's linear approximation of the
 missing in-models. The score of x is the fraction of the population with LR(x, z) ≥ γ.
 
-Pure functions of probabilities: every example is one column of the target's and the references' probabilities,
-and the population is a set of those columns (by default the audited non-members, x itself excluded).
+Pure functions of log-probabilities (a confidently wrong example's Pr(x|θ) can underflow to 0, below e^-104 in
+float32 as on the Fashion-MNIST natural model of RESULTS.md, and Pr(x|θ)/Pr(x) with it; its logarithm does not): every example is one column of the target's and the references' log Pr(x|θ), and the
+population is a set of those columns (by default the audited non-members, x itself excluded).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -19,42 +21,46 @@ import torch
 from privrob.privacy.functional import roc_auc
 
 
-def true_label_probability(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Pr(x|θ): the softmax probability of the true label at ``temperature``, in float64."""
+def true_label_log_probability(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0
+                               ) -> torch.Tensor:
+    """log Pr(x|θ): the log-softmax of the true label at ``temperature``, in float64."""
     if temperature <= 0:
         raise ValueError(f"`temperature` must be positive, got {temperature}")
-    return torch.softmax(logits.double() / temperature, dim=1).gather(1, labels[:, None]).squeeze(1)
+    return torch.log_softmax(logits.double() / temperature, dim=1).gather(1, labels[:, None]).squeeze(1)
 
 
-def marginal_probability(reference: torch.Tensor, inside: torch.Tensor, offline_a: Optional[float] = None
-                         ) -> torch.Tensor:
-    """Pr(x) from the references' (K, n) probabilities: their mean (online, ``offline_a`` None), or
-    ½((1 + a)·Pr_OUT(x) + 1 − a) with Pr_OUT(x) the mean over the references whose ``inside`` is False."""
+def log_marginal_probability(log_reference: torch.Tensor, inside: torch.Tensor, offline_a: Optional[float] = None
+                             ) -> torch.Tensor:
+    """log Pr(x) from the references' (K, n) log-probabilities: the log of their mean (online, ``offline_a``
+    None), or of ½((1 + a)·Pr_OUT(x) + 1 − a) with Pr_OUT(x) the mean over the references whose ``inside`` is
+    False."""
+    log_reference = log_reference.double()
     if offline_a is None:
-        return reference.double().mean(0)
+        return torch.logsumexp(log_reference, 0) - math.log(len(log_reference))
     if not 0 <= offline_a <= 1:
         raise ValueError(f"`offline_a` must be in [0, 1], got {offline_a}")
-    out = (~inside).double()
-    if not (out.sum(0) > 0).all():
+    out = ~inside
+    if not out.any(0).all():
         raise ValueError("offline RMIA needs, for every example, a reference model that did not train on it")
-    pr_out = (reference.double() * out).sum(0) / out.sum(0)
-    return 0.5 * ((1 + offline_a) * pr_out + 1 - offline_a)
+    log_pr_out = torch.logsumexp(log_reference.masked_fill(inside, -math.inf), 0) - out.sum(0).double().log()
+    rest = torch.full_like(log_pr_out, math.log(1 - offline_a) if offline_a < 1 else -math.inf)
+    return torch.logaddexp(math.log1p(offline_a) + log_pr_out, rest) - math.log(2)
 
 
-def likelihood_ratio(target_x: torch.Tensor, marginal_x: torch.Tensor, target_z: torch.Tensor,
-                     marginal_z: torch.Tensor) -> torch.Tensor:
+def likelihood_ratio(log_target_x: torch.Tensor, log_marginal_x: torch.Tensor, log_target_z: torch.Tensor,
+                     log_marginal_z: torch.Tensor) -> torch.Tensor:
     """LR(x, z) for every pair, (n, m): [Pr(x|θ)/Pr(x)] / [Pr(z|θ)/Pr(z)]."""
-    return (target_x.double() / marginal_x.double())[:, None] / (target_z.double() / marginal_z.double())[None, :]
+    return ((log_target_x - log_marginal_x).double()[:, None] - (log_target_z - log_marginal_z).double()[None, :]).exp()
 
 
-def rmia_score(target: torch.Tensor, marginal: torch.Tensor, population: torch.Tensor, gamma: float = 1.0
+def rmia_score(log_target: torch.Tensor, log_marginal: torch.Tensor, population: torch.Tensor, gamma: float = 1.0
                ) -> torch.Tensor:
     """Score(x) = the fraction of population examples z ≠ x with LR(x, z) ≥ γ, for every example (higher: more
     likely a member).
 
     Args:
-        target: (n,) Pr(x|θ) of every example.
-        marginal: (n,) Pr(x) of every example.
+        log_target: (n,) log Pr(x|θ) of every example.
+        log_marginal: (n,) log Pr(x) of every example.
         population: indices of the examples that form the population Z (an example of Z is not compared with
             itself).
         gamma: γ > 0.
@@ -65,42 +71,43 @@ def rmia_score(target: torch.Tensor, marginal: torch.Tensor, population: torch.T
         raise ValueError("`population` must be distinct integer indices")
     if len(population) < 2:
         raise ValueError(f"the population needs at least 2 examples, got {len(population)}")
-    ratio = target.double() / marginal.double()
-    if not torch.isfinite(ratio).all():
-        raise ValueError("Pr(x|θ) / Pr(x) is not finite for some example (a marginal probability of 0)")
-    sorted_z = ratio[population].sort().values
-    # LR(x, z) ≥ γ  ⇔  ratio(z) ≤ ratio(x) / γ: count with one binary search per x instead of an (n, m) matrix
-    bound = ratio / gamma
+    log_ratio = log_target.double() - log_marginal.double()
+    if not torch.isfinite(log_ratio).all():
+        raise ValueError("Pr(x|θ) / Pr(x) is not finite for some example (a log-probability of -inf or NaN)")
+    sorted_z = log_ratio[population].sort().values
+    # LR(x, z) ≥ γ  ⇔  log ratio(z) ≤ log ratio(x) − log γ: one binary search per x instead of an (n, m) matrix
+    bound = log_ratio - math.log(gamma)
     count = torch.searchsorted(sorted_z, bound, right=True).double()
-    in_population = torch.zeros(len(ratio), dtype=torch.bool, device=ratio.device)
+    in_population = torch.zeros(len(log_ratio), dtype=torch.bool, device=log_ratio.device)
     in_population[population] = True
-    count -= (in_population & (ratio <= bound)).double()  # x was counted against itself
+    count -= (in_population & (log_ratio <= bound)).double()  # x was counted against itself
     return count / (len(population) - in_population.double())
 
 
-def rmia_scores(target: torch.Tensor, reference: torch.Tensor, inside: torch.Tensor, population: torch.Tensor, *,
-                gamma: float = 1.0, offline_a: float = 0.3) -> dict[str, torch.Tensor]:
+def rmia_scores(log_target: torch.Tensor, log_reference: torch.Tensor, inside: torch.Tensor, population: torch.Tensor,
+                *, gamma: float = 1.0, offline_a: float = 0.3) -> dict[str, torch.Tensor]:
     """Online and offline RMIA scores of every example.
 
     Args:
-        target: (n,) Pr(x|θ) of the target model.
-        reference: (K, n) Pr(x|θ_k) of the reference models.
+        log_target: (n,) log Pr(x|θ) of the target model.
+        log_reference: (K, n) log Pr(x|θ_k) of the reference models.
         inside: (K, n) bool, whether reference k trained on example x.
         population: indices of the population examples (e.g. the target's audited non-members).
         gamma: γ of the likelihood-ratio test.
         offline_a: a of offline RMIA (:func:`choose_offline_a` picks it on the references).
     """
-    return {"online": rmia_score(target, marginal_probability(reference, inside), population, gamma),
-            "offline": rmia_score(target, marginal_probability(reference, inside, offline_a), population, gamma)}
+    return {"online": rmia_score(log_target, log_marginal_probability(log_reference, inside), population, gamma),
+            "offline": rmia_score(log_target, log_marginal_probability(log_reference, inside, offline_a), population,
+                                  gamma)}
 
 
-def choose_offline_a(reference: torch.Tensor, inside: torch.Tensor, gamma: float = 1.0,
+def choose_offline_a(log_reference: torch.Tensor, inside: torch.Tensor, gamma: float = 1.0,
                      grid: Sequence[float] = tuple(i / 10 for i in range(11))) -> float:
     """The a of offline RMIA chosen on the references alone, as the paper does by simulating the attack on them: each
     reference in turn plays the target, attacked by offline RMIA with all the others (ML Privacy Meter's
     ``tune_offline_a`` uses one paired reference instead; population: the playing reference's non-members); the a of
     ``grid`` with the highest mean AUC (the smallest such a on ties)."""
-    k = len(reference)
+    k = len(log_reference)
     # a reference can play the target only if every example is left out of one of the others (Pr_OUT exists)
     players = [t for t in range(k) if (~inside[torch.arange(k) != t]).any(0).all()]
     if not players:
@@ -110,7 +117,7 @@ def choose_offline_a(reference: torch.Tensor, inside: torch.Tensor, gamma: float
         aucs = []
         for t in players:
             others, members = torch.arange(k) != t, inside[t]
-            scores = rmia_score(reference[t], marginal_probability(reference[others], inside[others], a),
+            scores = rmia_score(log_reference[t], log_marginal_probability(log_reference[others], inside[others], a),
                                 torch.nonzero(~members).squeeze(1), gamma)
             aucs.append(roc_auc(scores[members], scores[~members]))
         mean = sum(aucs) / len(aucs)

@@ -253,6 +253,23 @@ def test_references_then_audit_with_lira_rmia_signals_and_a_shadow(overfit_digit
     assert abs(rows["threshold phi (clean)"]["auc"] - rows["I_B"]["auc"]) < 0.005
 
 
+def test_the_memory_format_is_the_command_lines_not_the_checkpoints(overfit_digits_run, tmp_path):
+    """memory_format (like compile) comes from the config and command line even with --ckpt_path, whose saved
+    hyperparameters Lightning merges over them; a references folder does not compare it."""
+    cwd, config, ckpt = overfit_digits_run
+    base = ["--config", str(config), "--ckpt_path", str(ckpt), "--num_reference", "3", "--reference_epochs", "1",
+            "--output_dir", str(tmp_path / "refs")]
+    r = run_cli("references", *base, "--index", "0", "--model.init_args.memory_format", "channels_last", cwd=cwd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = run_cli("references", *base, "--index", "1", cwd=cwd)  # the same folder, contiguous: accepted
+    assert r.returncode == 0, r.stderr[-3000:]
+    for k, fmt in ((0, "channels_last"), (1, "contiguous")):
+        saved = torch.load(tmp_path / f"refs/reference_{k}.ckpt", weights_only=True)
+        assert saved["hyper_parameters"]["memory_format"] == fmt
+        kernels = [v for v in saved["state_dict"].values() if v.dim() == 4 and v.shape[1] > 1]
+        assert kernels and all(v.is_contiguous() == (fmt == "contiguous") for v in kernels)
+
+
 def test_one_reference_by_index_is_the_one_the_loop_trains(overfit_digits_run, tmp_path):
     cwd, config, ckpt = overfit_digits_run
     base = ["--config", str(config), "--ckpt_path", str(ckpt), "--num_reference", "3", "--reference_epochs", "1"]

@@ -153,6 +153,7 @@ def test_a_compiled_backbone_trains_attacks_and_loads_as_the_eager_one():
     compiled = PGDTraining(DigitsCNN(width=1), eps=0.1, steps=2, rel_step_size=0.5, compile="default")
     compiled.load_state_dict(eager.state_dict())
     assert list(compiled.state_dict()) == list(eager.state_dict())
+    assert compiled.backbone._compiled_call_impl is not None and eager.backbone._compiled_call_impl is None
     x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
     losses = []
     for model in (eager, compiled):

@@ -1,12 +1,13 @@
-"""RMIA (Zarifzadeh, Liu, Shokri 2024) on hand-made probabilities with known answers."""
+"""RMIA (Zarifzadeh, Liu, Shokri 2024) on hand-made probabilities with known answers (given as logarithms)."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from privrob.privacy.functional import membership_report
 from privrob.privacy.lira import logit_confidence
-from privrob.privacy.rmia import (choose_offline_a, likelihood_ratio, marginal_probability, rmia_score,
-                                  rmia_scores, true_label_probability)
+from privrob.privacy.rmia import (choose_offline_a, likelihood_ratio, log_marginal_probability, rmia_score,
+                                  rmia_scores, true_label_log_probability)
 
 
 def _random(n=60, k=6, seed=0):
@@ -15,14 +16,14 @@ def _random(n=60, k=6, seed=0):
     inside = torch.cat([inside, ~inside])  # complementary pairs: every example in and out of some reference
     reference = torch.rand(k, n, generator=g, dtype=torch.float64) * 0.9 + 0.05
     target = torch.rand(n, generator=g, dtype=torch.float64) * 0.9 + 0.05
-    return target, reference, inside
+    return target.log(), reference.log(), inside
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
 def test_score_is_the_fraction_of_the_population_it_beats(gamma):
     target, reference, inside = _random()
     population = torch.arange(20, 60)  # x in 20..59 is in its own population and not compared with itself
-    marginal = marginal_probability(reference, inside, offline_a=0.3)
+    marginal = log_marginal_probability(reference, inside, offline_a=0.3)
     lr = likelihood_ratio(target, marginal, target[population], marginal[population])
     beats = (lr >= gamma).double()
     beats[torch.arange(20, 60), torch.arange(40)] = 0
@@ -33,8 +34,8 @@ def test_score_is_the_fraction_of_the_population_it_beats(gamma):
 def test_a_member_whose_references_find_it_hard_scores_above_an_easy_non_member():
     # x0 (member): the target gives 0.9, models that did not train on it 0.2; x1 (non-member): 0.9 and 0.9;
     # the other non-members around them, one (x6) that the target finds easier than the references do
-    target = torch.tensor([0.9, 0.9, 0.5, 0.6, 0.7, 0.8, 0.95], dtype=torch.float64)
-    reference = torch.tensor([[0.2, 0.9, 0.4, 0.7, 0.6, 0.9, 0.5]] * 4, dtype=torch.float64)
+    target = torch.tensor([0.9, 0.9, 0.5, 0.6, 0.7, 0.8, 0.95], dtype=torch.float64).log()
+    reference = torch.tensor([[0.2, 0.9, 0.4, 0.7, 0.6, 0.9, 0.5]] * 4, dtype=torch.float64).log()
     inside = torch.zeros(4, 7, dtype=torch.bool)
     for name, score in rmia_scores(target, reference, inside, torch.arange(1, 7)).items():
         assert score[0] > score[1], name
@@ -43,7 +44,7 @@ def test_a_member_whose_references_find_it_hard_scores_above_an_easy_non_member(
 
 def test_the_score_is_non_increasing_in_gamma():
     target, reference, inside = _random(seed=1)
-    marginal = marginal_probability(reference, inside)
+    marginal = log_marginal_probability(reference, inside)
     scores = torch.stack([rmia_score(target, marginal, torch.arange(30), g) for g in (0.25, 0.5, 1, 1.5, 2, 4)])
     assert (scores[1:] <= scores[:-1]).all() and scores[0].sum() > scores[-1].sum()
 
@@ -51,19 +52,34 @@ def test_the_score_is_non_increasing_in_gamma():
 def test_marginals():
     target, reference, inside = _random(seed=2)
     out = (~inside).double()
-    pr_out = (reference * out).sum(0) / out.sum(0)
-    assert torch.allclose(marginal_probability(reference, inside, offline_a=1.0), pr_out)  # a = 1: Pr_OUT
-    assert torch.allclose(marginal_probability(reference, inside, offline_a=0.0), 0.5 * (pr_out + 1))
-    assert torch.allclose(marginal_probability(reference, inside), reference.mean(0))  # online: every reference
-    lr = likelihood_ratio(target, pr_out, target, pr_out)
+    pr_out = (reference.exp() * out).sum(0) / out.sum(0)
+    marginal = lambda a=None: log_marginal_probability(reference, inside, offline_a=a).exp()  # noqa: E731
+    assert torch.allclose(marginal(1.0), pr_out)  # a = 1: Pr_OUT
+    assert torch.allclose(marginal(0.0), 0.5 * (pr_out + 1))
+    assert torch.allclose(marginal(0.3), 0.5 * (1.3 * pr_out + 0.7))
+    assert torch.allclose(marginal(), reference.exp().mean(0))  # online: every reference
+    lr = likelihood_ratio(target, pr_out.log(), target, pr_out.log())
     assert torch.allclose(lr.diagonal(), torch.ones(60, dtype=torch.float64))  # z identical to x: LR = 1
 
 
-def test_true_label_probability_is_the_sigmoid_of_lira_statistic():
+def test_probabilities_that_underflow_still_score():
+    """A confidently wrong example (log Pr(x|θ) 800 lower under the target and every reference: Pr = 0 in float32
+    and in float64) keeps a finite score, online the same as before (Pr(x|θ)/Pr(x) is unchanged)."""
+    target, reference, inside = _random(seed=4)
+    scores = rmia_scores(target, reference, inside, torch.arange(30, 60))
+    shifted = rmia_scores(target - torch.where(torch.arange(60) == 0, 800.0, 0.0).double(),
+                          reference - torch.where(torch.arange(60) == 0, 800.0, 0.0).double(), inside,
+                          torch.arange(30, 60))
+    assert torch.isfinite(shifted["offline"]).all()
+    assert torch.equal(shifted["online"], scores["online"])
+
+
+def test_true_label_log_probability_is_the_log_sigmoid_of_lira_statistic():
     logits, labels = torch.randn(50, 10, generator=torch.Generator().manual_seed(0)), torch.arange(50) % 10
-    p = true_label_probability(logits, labels)
-    assert torch.allclose(p, logit_confidence(logits, labels).sigmoid())
-    flat = true_label_probability(logits, labels, temperature=1e6)
+    log_p = true_label_log_probability(logits * 100, labels)
+    assert torch.isfinite(log_p).all() and log_p.min() < -200  # where the probability itself is 0
+    assert torch.allclose(log_p, F.logsigmoid(logit_confidence(logits.double() * 100, labels)))
+    flat = true_label_log_probability(logits, labels, temperature=1e6).exp()
     assert torch.allclose(flat, torch.full_like(flat, 0.1), atol=1e-5)
 
 
@@ -76,11 +92,11 @@ def test_offline_a_is_chosen_on_the_references():
     inside = torch.cat([inside, ~inside])
     hardness = torch.rand(n, generator=g, dtype=torch.float64) * 0.8 + 0.1
     pr_in, pr_out = 0.3 + 0.7 * hardness, hardness
-    reference = torch.where(inside, pr_in, pr_out)
-    assert torch.allclose(marginal_probability(reference, inside, offline_a=0.7), (pr_in + pr_out) / 2)
+    reference = torch.where(inside, pr_in, pr_out).log()
+    assert torch.allclose(log_marginal_probability(reference, inside, offline_a=0.7).exp(), (pr_in + pr_out) / 2)
     a = choose_offline_a(reference, inside)
     target_in = torch.rand(n, generator=g) < 0.5
-    target = torch.where(target_in, pr_in, pr_out)
+    target = torch.where(target_in, pr_in, pr_out).log()
     nonmembers = torch.nonzero(~target_in).squeeze(1)
 
     def offline_auc(a):
@@ -104,9 +120,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="gamma"):
         rmia_score(target, target, torch.arange(5), gamma=0)
     with pytest.raises(ValueError, match="offline_a"):
-        marginal_probability(reference, inside, offline_a=1.5)
+        log_marginal_probability(reference, inside, offline_a=1.5)
     with pytest.raises(ValueError, match="did not train on it"):
-        marginal_probability(reference, torch.ones_like(inside), offline_a=0.3)
+        log_marginal_probability(reference, torch.ones_like(inside), offline_a=0.3)
     with pytest.raises(ValueError, match="3 or more reference models"):
         choose_offline_a(reference[:2], torch.stack([inside[0], ~inside[0]]))
     with pytest.raises(ValueError, match="distinct integer"):
@@ -114,9 +130,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="distinct integer"):
         rmia_score(target, target, torch.arange(60) < 30)
     with pytest.raises(ValueError, match="not finite"):
-        rmia_score(torch.tensor([0.0, 0.5, 0.5]), torch.tensor([0.0, 0.5, 0.5]), torch.arange(3))
+        rmia_score(torch.tensor([-float("inf"), -0.5, -0.5]), torch.tensor([-1.0, -0.5, -0.5]), torch.arange(3))
     with pytest.raises(ValueError, match="temperature"):
-        true_label_probability(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), temperature=0)
+        true_label_log_probability(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), temperature=0)
 
 
 def test_roc_figure_is_log_log_from_the_lowest_resolved_fpr(tmp_path, monkeypatch):
