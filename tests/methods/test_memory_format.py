@@ -14,10 +14,11 @@ from privrob.privacy.evaluation import evaluation_mode
 
 METHODS = {
     "natural": lambda f: NaturalTraining(CifarResNet(width=1, units_per_stage=1), memory_format=f),
-    "pgd": lambda f: PGDTraining(CifarResNet(width=1, units_per_stage=1), eps=8 / 255, steps=3, rel_step_size=0.5,
+    # small attack steps: a sign step carries a rounding difference of the gradient into the input at full size
+    "pgd": lambda f: PGDTraining(CifarResNet(width=1, units_per_stage=1), eps=8 / 255, steps=3, rel_step_size=0.02,
                                  memory_format=f),
     "trades": lambda f: TRADESTraining(CifarResNet(width=1, units_per_stage=1), eps=8 / 255, steps=3,
-                                       step_size=2 / 255, memory_format=f),
+                                       step_size=0.1 / 255, memory_format=f),
     "wrm": lambda f: WRMTraining(DigitsCNN(width=1), steps=3, memory_format=f),
     "ibp": lambda f: IBPTraining(DigitsCNN(width=1), eps=0.1, warmup_steps=0, ramp_steps=1, bound="crown_ibp",
                                  memory_format=f),
@@ -56,9 +57,7 @@ def test_channels_last_puts_every_convolution_kernel_in_nhwc():
 @pytest.mark.parametrize("name", METHODS)
 def test_a_training_step_is_the_same_in_both_formats(name):
     """Loss, logits and every parameter's gradient (bounds and attacks included) agree to float32 rounding (a gradient
-    to 1% of its norm: an attack's sign steps carry the rounding into the adversarial input, measured 0.12% for
-    TRADES; a layout error moves it by its whole norm); batch-norm buffers
-    move alike (to 1%, as the gradients)."""
+    to 0.1% of its norm; a layout error moves it by its whole norm); batch-norm buffers move alike."""
     models = _pair(name)
     x, y = _input(models[0])
     out = []
@@ -74,9 +73,9 @@ def test_a_training_step_is_the_same_in_both_formats(name):
     torch.testing.assert_close(z1, z0, rtol=1e-4, atol=1e-5)
     for n in g0:
         assert g1[n] is not None and g0[n] is not None, n
-        assert float((g1[n] - g0[n]).norm()) <= 1e-2 * float(g0[n].norm()) + 1e-7, n
+        assert float((g1[n] - g0[n]).norm()) <= 1e-3 * float(g0[n].norm()) + 1e-7, n
     for n in b0:
-        assert float((b1[n] - b0[n]).float().norm()) <= 1e-2 * float(b0[n].float().norm()) + 1e-7, n
+        assert float((b1[n] - b0[n]).float().norm()) <= 1e-3 * float(b0[n].float().norm()) + 1e-7, n
     assert any(n.endswith("running_mean") for n in b0) == isinstance(models[0].backbone, CifarResNet)
 
 
