@@ -2,7 +2,8 @@
 # The checks that need a CUDA device, in one go, for a GPU machine (CI has none; these skip or cannot run there):
 #   1. tests/scale/test_cuda.py: every method trains under bf16 mixed precision; bounds, PGD and membership scores
 #      on the GPU equal the CPU's;
-#   2. the four benchmarks on the GPU (benchmarks/run_all.sh with BENCH_DEVICE=cuda) -> $OUT_DIR/benchmarks/;
+#   2. the benchmarks on the GPU (benchmarks/run_all.sh with BENCH_DEVICE=cuda; train_throughput on the CIFAR10
+#      network at width 10, batch 128, float32 and bf16, eager, compiled and CUDA graphs) -> $OUT_DIR/benchmarks/;
 #   3. one real epoch of the study's Yale PGD setting (configs/yale_pgd.yaml, callbacks on) at 32-true and at
 #      bf16-mixed: wall time of `fit` and the validation metrics -> $OUT_DIR/epoch_<precision>/.
 # Usage: DATA=<folder holding CroppedYale/> OUT_DIR=<folder> bash benchmarks/gpu_check.sh [tests] [benchmarks] [epoch]

@@ -10,9 +10,10 @@ Prints one line per configuration (privrob and bare seconds per step, their rati
 first configuration), then ``ratio`` (privrob / bare in the first configuration) and ``best_speedup`` (the first
 configuration's privrob step over the fastest privrob configuration's) last.
 
-Usage: python benchmarks/train_throughput.py [--device cpu|cuda] [--width 1] [--batch 32]
+Usage: python benchmarks/train_throughput.py [--device cpu|cuda] [--network cifar|yale] [--width 1] [--batch 32]
            [--formats contiguous,channels_last] [--precisions 32] [--compile none]
 On a GPU: --device cuda --width 10 --batch 128 --precisions 32,bf16-mixed --compile none,default,reduce-overhead
+The study's Yale network (``--network yale --width 2 --batch 20``) is what the CPU reproduction trains.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_device_option, synchronize  # noqa: E402
 from privrob.methods import PGDTraining  # noqa: E402
 from privrob.methods.base import MEMORY_FORMATS  # noqa: E402
-from privrob.models import CifarResNet  # noqa: E402
+from privrob.models import CifarResNet, YaleCNN  # noqa: E402
 
 EPS, STEP, STEPS, LR = 8 / 255, 2 / 255, 10, 0.1
+#: the network and its input shape and classes: the CIFAR10 ResNet at ``--width``, or the study's Yale network
+NETWORKS = {"cifar": (lambda width: CifarResNet(width=width), (3, 32, 32), 10),
+            "yale": (lambda width: YaleCNN(width=width), (1, 192, 168), 38)}
 
 
 class StepTimer(pl.Callback):
@@ -56,12 +60,13 @@ class StepTimer(pl.Callback):
 def data(args) -> TensorDataset:
     g = torch.Generator().manual_seed(0)
     n = args.batch * (args.warmup + args.steps)
-    return TensorDataset(torch.rand(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g))
+    _, shape, classes = NETWORKS[args.network]
+    return TensorDataset(torch.rand(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g))
 
 
 def privrob_step(args, fmt: str, precision: str, compile_mode: str) -> float:
     torch.manual_seed(0)
-    model = PGDTraining(CifarResNet(width=args.width), eps=EPS, steps=STEPS, step_size=STEP, random_start=True,
+    model = PGDTraining(NETWORKS[args.network][0](args.width), eps=EPS, steps=STEPS, step_size=STEP, random_start=True,
                         optimizer="sgd", lr=LR, momentum=0.9, memory_format=fmt,
                         compile=None if compile_mode == "none" else compile_mode)
     timer = StepTimer()
@@ -76,7 +81,7 @@ def bare_step(args, fmt: str, precision: str, compile_mode: str) -> float:
     """The same step written directly in PyTorch: no Lightning, no logging, no metric."""
     torch.manual_seed(0)
     device = args.device
-    model = CifarResNet(width=args.width).to(device, memory_format=MEMORY_FORMATS[fmt])
+    model = NETWORKS[args.network][0](args.width).to(device, memory_format=MEMORY_FORMATS[fmt])
     if compile_mode != "none":
         model.compile(mode=compile_mode)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
@@ -108,7 +113,8 @@ def bare_step(args, fmt: str, precision: str, compile_mode: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=1, help="the network's width (the study's 10)")
+    parser.add_argument("--network", choices=list(NETWORKS), default="cifar")
+    parser.add_argument("--width", type=int, default=1, help="the network's width (the study's: 10 CIFAR10, 2 Yale)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
@@ -122,7 +128,7 @@ def main() -> None:
         if fmt not in MEMORY_FORMATS or precision not in ("32", "bf16-mixed") or compile_mode not in (
                 "none", "default", "reduce-overhead", "max-autotune"):
             parser.error(f"unknown configuration {fmt}, {precision}, {compile_mode}")
-    print(f"PGD-{STEPS} training step, CifarResNet width {args.width}, batch {args.batch}, {args.device}, "
+    print(f"PGD-{STEPS} training step, {args.network} network width {args.width}, batch {args.batch}, {args.device}, "
           f"{torch.get_num_threads()} threads; median of {args.steps} steps after {args.warmup}")
     first = ratio = best = None
     for fmt, precision, compile_mode in configs:
