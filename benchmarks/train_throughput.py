@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_device_option, synchronize  # noqa: E402
 from privrob.methods import PGDTraining  # noqa: E402
-from privrob.methods.base import MEMORY_FORMATS  # noqa: E402
+from privrob.methods.base import COMPILE_MODES, MEMORY_FORMATS  # noqa: E402
 from privrob.models import CifarResNet, YaleCNN  # noqa: E402
 
 EPS, STEP, STEPS, LR = 8 / 255, 2 / 255, 10, 0.1
@@ -43,7 +43,7 @@ NETWORKS = {"cifar": (lambda width: CifarResNet(width=width), (3, 32, 32), 10),
 
 
 class StepTimer(pl.Callback):
-    """Wall time of every training step (the attack, forward, backward, optimizer; the batch is already on the device)."""
+    """Wall time of every training step: the attack, forward, backward, optimizer (the batch is on the device)."""
 
     def __init__(self):
         self.times = []
@@ -126,7 +126,7 @@ def main() -> None:
     configs = list(itertools.product(args.formats.split(","), args.precisions.split(","), args.compile.split(",")))
     for fmt, precision, compile_mode in configs:
         if fmt not in MEMORY_FORMATS or precision not in ("32", "bf16-mixed") or compile_mode not in (
-                "none", "default", "reduce-overhead", "max-autotune"):
+                "none", *COMPILE_MODES):
             parser.error(f"unknown configuration {fmt}, {precision}, {compile_mode}")
     print(f"PGD-{STEPS} training step, {args.network} network width {args.width}, batch {args.batch}, {args.device}, "
           f"{torch.get_num_threads()} threads; median of {args.steps} steps after {args.warmup}")

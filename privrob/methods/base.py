@@ -5,7 +5,7 @@ A method subclasses :class:`RobustTraining` and overrides only :meth:`RobustTrai
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
@@ -40,11 +40,11 @@ def piecewise_constant(schedule: list[tuple[int, float]], base_lr: float):
 
 
 MemoryFormat = Literal["contiguous", "channels_last"]
-#: the backbone's memory formats: channels_last (NHWC) runs the oneDNN convolutions of the CPU and the tensor cores'
+#: the backbone's memory formats: channels_last (NHWC) runs the oneDNN convolutions of the CPU and the tensor cores
 #: of a GPU without layout conversions (PyTorch's memory-format tutorial)
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+COMPILE_MODES = get_args(CompileMode)
 #: the settings of how a method runs, not of the model it trains: a run's config or command line sets them, never its
 #: checkpoint's saved hyperparameters (privrob.cli), and a references folder does not compare them (privrob.trainer)
 EXECUTION_SETTINGS = ("memory_format", "compile")

@@ -7,8 +7,9 @@ train on the example (offline), Pr(x) = ½((1 + a)·Pr_OUT(x) + 1 − a), the pa
 missing in-models. The score of x is the fraction of the population with LR(x, z) ≥ γ.
 
 Pure functions of log-probabilities (a confidently wrong example's Pr(x|θ) can underflow to 0, below e^-104 in
-float32 as on the Fashion-MNIST natural model of RESULTS.md, and Pr(x|θ)/Pr(x) with it; its logarithm does not): every example is one column of the target's and the references' log Pr(x|θ), and the
-population is a set of those columns (by default the audited non-members, x itself excluded).
+float32 as on the Fashion-MNIST natural model of RESULTS.md, and Pr(x|θ)/Pr(x) with it; its logarithm does not):
+every example is one column of the target's and the references' log Pr(x|θ), and the population is a set of those
+columns (by default the audited non-members, x itself excluded).
 """
 
 from __future__ import annotations
