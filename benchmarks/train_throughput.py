@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_device_option, synchronize  # noqa: E402
 from privrob.methods import PGDTraining  # noqa: E402
-from privrob.methods.base import COMPILE_MODES, MEMORY_FORMATS  # noqa: E402
+from privrob.memory_format import MEMORY_FORMATS  # noqa: E402
+from privrob.methods.base import COMPILE_MODES  # noqa: E402
 from privrob.models import CifarResNet, YaleCNN  # noqa: E402
 
 EPS, STEP, STEPS, LR = 8 / 255, 2 / 255, 10, 0.1
