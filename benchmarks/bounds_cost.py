@@ -7,8 +7,8 @@ and on the Yale network (the larger; target ≤ 2.5); (2) ``dual_ratio``: privro
 ordering of tightness holds in general. (3) ``projected_dual_ratio``: one training step (forward + backward) of
 ``dual_projected`` (50 projections) on the study's Yale dual network at batch 8 / the same step with
 ``convex_adversarial.robust_loss(proj=50, norm_type='l1_median')`` (target ≤ 0.5), with its ratio to a plain training
-step and the cost model that explains it, and the estimate's mean and spread over 20 seeds, examples in groups
-(privrob's CPU path) against the whole batch at once.
+step, the cost model that explains it and the step's time per layer of the bound (profiler ranges), and the
+estimate's mean and spread over 20 seeds, examples in groups (privrob's CPU path) against the whole batch at once.
 
 Usage: python benchmarks/bounds_cost.py [--device cuda] [--skip-projected]
 """
@@ -24,7 +24,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_device_option, best_time  # noqa: E402
-from privrob.bounds import METHODS, dual, margin_lower_bounds, worst_case_logits  # noqa: E402
+from privrob.bounds import METHODS, dual, layers_of, margin_lower_bounds, worst_case_logits  # noqa: E402
+from privrob.bounds.network import LAYER_LABEL  # noqa: E402
 from privrob.models import DigitsCNN, FashionMNISTCNN, YaleCNN  # noqa: E402
 
 
@@ -71,10 +72,12 @@ def projected_dual_step(device: torch.device, batch: int = 8, projections: int =
           f"convex_adversarial {t_peer:.1f} s, plain step {plain * 1e3:.0f} ms; privrob / plain {t_ours / plain:.0f}x")
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         ours()
-    kinds = {"convolutions": 0.0, "medians": 0.0, "elementwise and copies": 0.0}
-    for event in prof.key_averages():
+    events = prof.key_averages()
+    kinds = {"convolutions": 0.0, "medians": 0.0, "elementwise and copies": 0.0, "python between them": 0.0}
+    for event in events:
         key = event.key.lower()
-        kind = ("convolutions" if "conv" in key or key in ("aten::mm", "aten::addmm") else
+        kind = ("python between them" if key.startswith(LAYER_LABEL) else  # a layer range's own time
+                "convolutions" if "conv" in key or key in ("aten::mm", "aten::addmm") else
                 "medians" if "median" in key else "elementwise and copies")
         kinds[kind] += event.self_cpu_time_total
     total = sum(kinds.values())
@@ -84,7 +87,28 @@ def projected_dual_step(device: torch.device, batch: int = 8, projections: int =
           f"plain step's; then a median of {projections} values at every ReLU neuron, and the relaxation's "
           f"elementwise work on tensors {projections}x a layer's size, all memory-bound. Measured (profiler, self "
           "time): " + ", ".join(f"{k} {v / total:.0%}" for k, v in kinds.items()))
+    per_layer(model, x, events, total, batch)
     return t_ours / t_peer
+
+
+def per_layer(model: nn.Module, x: torch.Tensor, events, total_us: float, batch: int) -> None:
+    """The profiled step's time in each layer of the bound (its ``LAYER_LABEL`` ranges): the projected rows going
+    forward, the margin rows coming back; the rest is autograd's backward of both and the loss."""
+    shape, rows = x.shape[1:], []
+    times = {event.key: event.cpu_time_total for event in events if event.key.startswith(LAYER_LABEL)}
+    for i, layer in enumerate(layers_of(model)):
+        with torch.no_grad():
+            shape = layer(torch.zeros(1, *shape, device=x.device)).shape[1:]
+        name = f"{LAYER_LABEL} {i}: {type(layer).__name__}"
+        rows.append((i, type(layer).__name__, "x".join(map(str, shape)), times.get(name, 0.0),
+                     times.get(f"{name}, back", 0.0)))
+    print("  per layer, seconds per example (forward: the projected rows through it; back: the margin rows):")
+    for i, kind, out, forward, back in rows:
+        print(f"    {i:>2} {kind:<10} {out:<12} forward {forward / 1e6 / batch:6.3f}  "
+              f"back {back / 1e6 / batch:6.3f}")
+    layered = sum(r[3] + r[4] for r in rows)
+    print(f"    layers {layered / 1e6 / batch:.2f} s of {total_us / 1e6 / batch:.2f} s; the rest is autograd's "
+          "backward of them (not split by layer) and the loss")
 
 
 def grouped_distribution(batch: int = 256, seeds: int = 20) -> None:

@@ -6,8 +6,9 @@ every epoch, I_A every 10 epochs, up to 1,000 points per set), amortised per epo
 epoch of the study's Yale setting (10 steps, batch 20, 1,900 members) (target ≤ 0.15); each the median of
 ``--repeat`` runs (default 3). Network, training and the training-style forward+backward in ``--memory-format`` (a
 method's ``memory_format``), the callback's passes in ``--scoring-memory-format`` (a method's
-``scoring_memory_format``; ``auto``, the default, is channels_last on the CPU). With ``--sweep``, first the I_A cost
-per point on 256 points in each scoring memory format and evaluation batch size, and the best of them (issue 18).
+``scoring_memory_format``; ``auto``, the default, is channels_last on the CPU). With ``--sweep``, first an attack step's
+cost per point on each network in each memory format and evaluation batch, then the I_A cost per point on 256 Yale
+points in each scoring memory format and evaluation batch size, and the best of them (issue 18).
 
 Usage: python benchmarks/callback_overhead.py [--train-batches N] [--memory-format channels_last]
            [--scoring-memory-format contiguous] [--eval-batch-size B] [--repeat R] [--sweep] [--device cuda]
@@ -25,12 +26,46 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import add_device_option, fwd_bwd_per_point, synchronize, yale_datamodule  # noqa: E402
+from benchmarks._common import (add_device_option, best_time, fwd_bwd_per_point, synchronize,  # noqa: E402
+                                yale_datamodule)
 from privrob.methods import PGDTraining  # noqa: E402
-from privrob.memory_format import MEMORY_FORMATS, SCORING_MEMORY_FORMATS  # noqa: E402
-from privrob.models import YaleCNN  # noqa: E402
+from privrob.memory_format import MEMORY_FORMATS, SCORING_MEMORY_FORMATS, parameters_in  # noqa: E402
+from privrob.models import CifarResNet, FashionMNISTCNN, YaleCNN  # noqa: E402
 from privrob.privacy import Adversarial, Benign  # noqa: E402
 from privrob.privacy.audit import evaluate_membership  # noqa: E402
+
+
+#: each network of the study (CIFAR10's at width 1 here), its input, classes and its data module's evaluation batch
+NETWORKS = {"Yale CNN, width 2": (lambda: YaleCNN(), (1, 192, 168), 38, 32),
+            "Fashion-MNIST CNN, width 2": (lambda: FashionMNISTCNN(width=2), (1, 28, 28), 10, 256),
+            "Fashion-MNIST CNN, width 16": (lambda: FashionMNISTCNN(width=16), (1, 28, 28), 10, 256),
+            "CIFAR10 ResNet, width 1": (lambda: CifarResNet(width=1), (3, 32, 32), 10, 500)}
+
+
+def network_sweep(device: torch.device) -> None:
+    """An input-gradient pass (what an attack step costs) per point for each network, scoring memory format and
+    evaluation batch: the measurements behind ``scoring_memory_format: auto`` and each data module's batch."""
+    for name, (build, shape, classes, default) in NETWORKS.items():
+        torch.manual_seed(0)
+        model = build().eval().to(device).requires_grad_(False)
+        cost = {}
+        for fmt, memory_format in MEMORY_FORMATS.items():
+            for batch in sorted({32, 128, default}):
+                x = torch.rand(batch, *shape, device=device)
+                y = torch.randint(0, classes, (batch,), device=device)
+
+                def attack_step():
+                    x_ = x.detach().requires_grad_(True)
+                    torch.autograd.grad(torch.nn.functional.cross_entropy(model(x_), y), x_)
+
+                with parameters_in(model, memory_format):
+                    cost[fmt, batch] = best_time(attack_step, 2) / batch
+        (best_fmt, best), best_cost = min(cost.items(), key=lambda item: item[1])
+        print(f"{name}: ms per point " + ", ".join(f"{f} {b} {c * 1e3:.2f}" for (f, b), c in cost.items())
+              + f"; channels_last / contiguous at batch {default} "
+              f"{cost['channels_last', default] / cost['contiguous', default]:.2f}; best {best_fmt} at batch {best}, "
+              f"channels_last at batch {default} {cost['channels_last', default] / best_cost:.2f}x its cost",
+              flush=True)
 
 
 def sweep(dm, device: torch.device, eps: float, steps: int) -> None:
@@ -73,6 +108,7 @@ def main() -> None:
     dm = yale_datamodule(**({"eval_batch_size": args.eval_batch_size} if args.eval_batch_size else {}))
     eps, steps = 0.0314, 20
     if args.sweep:
+        network_sweep(device)
         sweep(dm, device, eps, steps)
     runs = [measure(dm, device, args, eps, steps) for _ in range(args.repeat)]
     for i, run in enumerate(runs):
@@ -82,7 +118,8 @@ def main() -> None:
     print(f"fwd+bwd per point        {med['per_point'] * 1e3:.3f} ms (batch {dm.eval_batch_size}, parameter gradients)")
     print(f"I_A evaluation           {med['t_ia']:.1f} s ({med['points']:.0f} points, {steps} steps)")
     print(f"I_B evaluation           {med['t_ib']:.1f} s")
-    print(f"PGD-training epoch       {med['t_epoch']:.1f} s (from {args.train_batches} of {med['batches']:.0f} batches)")
+    print(f"PGD-training epoch       {med['t_epoch']:.1f} s "
+          f"(from {args.train_batches} of {med['batches']:.0f} batches)")
     print(f"callback per epoch       {med['amortised']:.1f} s (I_B + I_A / 10)")
     print(f"medians of {args.repeat} run(s):")
     print(f"efficiency {med['efficiency']:.3f}")
@@ -94,7 +131,8 @@ def measure(dm, device: torch.device, args, eps: float, steps: int) -> dict[str,
     model = YaleCNN().eval().to(device, memory_format=MEMORY_FORMATS[args.memory_format])
     model.scoring_memory_format = args.scoring_memory_format
     xs, ys = zip(*[dm.members()[i] for i in range(dm.eval_batch_size)])
-    per_point = fwd_bwd_per_point(model, torch.stack(xs).to(device), torch.stack(ys).to(device))
+    x, y = torch.stack(xs).to(device), torch.stack(ys).to(device)
+    before = fwd_bwd_per_point(model, x, y)
 
     # (1) one I_A evaluation at the default size: 1,000 members, all 514 non-members
     synchronize()
@@ -103,6 +141,7 @@ def measure(dm, device: torch.device, args, eps: float, steps: int) -> dict[str,
     synchronize()
     t_ia = time.perf_counter() - t
     points = r["I_A"]["members"] + r["I_A"]["nonmembers"]
+    per_point = (before + fwd_bwd_per_point(model, x, y)) / 2  # the training pass timed on both sides of it
 
     t = time.perf_counter()
     evaluate_membership(model, dm, [Benign()], num_points=1000)

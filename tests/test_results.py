@@ -121,7 +121,7 @@ def test_every_finished_run_has_a_row(tables):
 
 def test_benchmark_rows_equal_the_printed_values():
     lines = [l for l in RESULTS_MD.read_text().splitlines() if re.match(r"\| \w+ \| `python benchmarks/", l)]
-    names = {}
+    names, printed = {}, {}
     for line in lines:
         name, _, key, value, _, _, output = [c.strip() for c in line.strip("|").split("|")][:7]
         path = ROOT / output.strip("`")
@@ -129,12 +129,15 @@ def test_benchmark_rows_equal_the_printed_values():
         match = re.search(rf"^{key.strip('`')} (-?[0-9.]+)$", path.read_text(), flags=re.M)
         assert match and float(value) == pytest.approx(float(match.group(1)), abs=5e-4), (output, key)
         names.setdefault(path.parent.name, set()).add(name)
+        printed.setdefault(path.parent.name, set()).add((name, key.strip("`")))
     from results.make_results import BENCHMARKS
 
     # every output kept has its rows, and the CPU folder every benchmark's (the GPU one predates train_throughput)
     assert names == {folder.name: {p.stem for p in folder.glob("*.txt")}
                      for folder in (ROOT / "results" / "benchmarks").glob("**/") if list(folder.glob("*.txt"))}
     assert names["benchmarks"] == set(BENCHMARKS)
+    # and the CPU folder's every target, the projected dual bound's included
+    assert printed["benchmarks"] == {(name, key) for name, (_, keys) in BENCHMARKS.items() for key, _ in keys}
 
 
 def test_published_fashion_mnist_values_are_the_reference_table():
@@ -245,3 +248,28 @@ def test_a_reference_audit_not_of_the_final_step_is_refused(copied_run):
     (folder / "audit.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="not at the final step"):
         make_results.strong_attacks(copied_run.name)
+
+
+def test_the_gpu_script_runs_fits_and_audits_at_a_tiny_size_on_the_cpu(yale_root, tmp_path):
+    """results/gpu_full.sh tried as issue 16 asks (3 steps on 40 members, 16 + 16 audited): its files are what
+    make_results reads for a GPU row, the audit of the step the fit ended at; a bad name is refused before any work."""
+    import os
+    import subprocess
+    import sys
+
+    from results.make_results import gpu_run, gpu_runs
+
+    env = {**os.environ, "PRIVROB_GPU_TINY": "1", "DATA": str(yale_root), "OUT": str(tmp_path / "out"),
+           "RUNS": str(tmp_path / "runs"), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    script = str(ROOT / "results" / "gpu_full.sh")
+    bad = subprocess.run(["bash", script, "natural", "dual"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.splitlines()[-1].startswith("privrob: error:") and "dual" in bad.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+    r = subprocess.run(["bash", script, "natural"], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert gpu_runs("yale", tmp_path / "out") == ["yale_natural"]
+    report, info = gpu_run("yale_natural", tmp_path / "out")
+    assert report["meta"]["global_step"] == info["final_step"] == 3 and info["schedule"] == "max_steps 20001"
+    assert info["fraction"] == round(3 / 20001, 4) and int(report["strategies"]["I_B"]["members"]) == 16
+    assert info["fit_seconds"] > 0 and info["audit_seconds"] > 0 and info["commit"]
+    assert (tmp_path / "out" / "yale_natural" / "privacy_curve.csv").exists()

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from privrob.bounds.network import bias_term, transpose
+from privrob.bounds.network import bias_term, layer_range, transpose
 
 
 def backward_bounds(layers: Sequence[nn.Module], shapes: Sequence[torch.Size], spec: torch.Tensor,
@@ -42,23 +42,24 @@ def backward_bounds(layers: Sequence[nn.Module], shapes: Sequence[torch.Size], s
         return t.unsqueeze(1).expand(batch, n_spec, *t.shape[1:]).reshape(batch * n_spec, *t.shape[1:])
 
     for i in range(len(layers) - 1, -1, -1):
-        layer = layers[i]
-        if isinstance(layer, nn.ReLU):
-            a_l, a_u, b_u = (per_example(t) for t in relaxations[i])
-            pos, neg = lam.clamp(min=0), lam.clamp(max=0)
-            low = low + (neg * b_u).flatten(1).sum(1)
-            if upper:
-                assert relaxations[i][0] is relaxations[i][1], "one pass gives both bounds only for a_L = a_U"
-                high = high + (pos * b_u).flatten(1).sum(1)
-                lam = lam * a_u
+        with layer_range(i, layers[i], ", back"):
+            layer = layers[i]
+            if isinstance(layer, nn.ReLU):
+                a_l, a_u, b_u = (per_example(t) for t in relaxations[i])
+                pos, neg = lam.clamp(min=0), lam.clamp(max=0)
+                low = low + (neg * b_u).flatten(1).sum(1)
+                if upper:
+                    assert relaxations[i][0] is relaxations[i][1], "one pass gives both bounds only for a_L = a_U"
+                    high = high + (pos * b_u).flatten(1).sum(1)
+                    lam = lam * a_u
+                else:
+                    lam = pos * a_l + neg * a_u
             else:
-                lam = pos * a_l + neg * a_u
-        else:
-            b = bias_term(layer, lam)
-            low = low + b
-            if upper:
-                high = high + b
-            lam = transpose(layer, lam, shapes[i])
+                b = bias_term(layer, lam)
+                low = low + b
+                if upper:
+                    high = high + b
+                lam = transpose(layer, lam, shapes[i])
     centre, radius = per_example((hi + lo) / 2).flatten(1), per_example((hi - lo) / 2).flatten(1)
     lam = lam.flatten(1)
     dot, spread = (lam * centre).sum(1), (lam.abs() * radius).sum(1)

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from privrob.bounds.network import affine, linear_part, relu_relaxation
+from privrob.bounds.network import affine, layer_range, linear_part, relu_relaxation
 
 BYTES = 4
 
@@ -73,24 +73,25 @@ def propagate(layers: Sequence[nn.Module], lo: torch.Tensor, hi: torch.Tensor, p
     pre: list[tuple[torch.Tensor, torch.Tensor]] = []
     last_relu = max((i for i, l in enumerate(layers) if isinstance(l, nn.ReLU)), default=-1)
     for i, layer in enumerate(layers):
-        if isinstance(layer, nn.ReLU):
-            spread = z.spread()
-            l, u = z.centre - spread, z.centre + spread
-            pre.append((l, u))
-            if bounds_only and i == last_relu:
-                break
-            _, slope, b_u = relu_relaxation(l, u, adaptive_lower=False)
-            mu = b_u / 2
-            z.centre = slope * z.centre + mu
-            if projections is None:
-                new_rows, new_owner = _new_generators(mu)
-                z.rows, z.owner = torch.cat([slope[z.owner] * z.rows, new_rows]), torch.cat([z.owner, new_owner])
-            else:  # each example's k rows broadcast against its slope and μ: no (B·k)-row copies of them
-                rows = z.rows.view(batch, projections, *z.rows.shape[1:])
-                new = mu.unsqueeze(1) * _cauchy(rows.shape, lo, generator)
-                z.rows = torch.addcmul(new, rows, slope.unsqueeze(1)).flatten(0, 1)
-        else:
-            z.centre, z.rows = affine(layer, z.centre), linear_part(layer, z.rows)
+        with layer_range(i, layer):
+            if isinstance(layer, nn.ReLU):
+                spread = z.spread()
+                l, u = z.centre - spread, z.centre + spread
+                pre.append((l, u))
+                if bounds_only and i == last_relu:
+                    break
+                _, slope, b_u = relu_relaxation(l, u, adaptive_lower=False)
+                mu = b_u / 2
+                z.centre = slope * z.centre + mu
+                if projections is None:
+                    new_rows, new_owner = _new_generators(mu)
+                    z.rows, z.owner = torch.cat([slope[z.owner] * z.rows, new_rows]), torch.cat([z.owner, new_owner])
+                else:  # each example's k rows broadcast against its slope and μ: no (B·k)-row copies of them
+                    rows = z.rows.view(batch, projections, *z.rows.shape[1:])
+                    new = mu.unsqueeze(1) * _cauchy(rows.shape, lo, generator)
+                    z.rows = torch.addcmul(new, rows, slope.unsqueeze(1)).flatten(0, 1)
+            else:
+                z.centre, z.rows = affine(layer, z.centre), linear_part(layer, z.rows)
     return z, pre
 
 

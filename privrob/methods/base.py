@@ -86,10 +86,12 @@ class RobustTraining(pl.LightningModule):
         memory_format: the backbone's weights (and so its activations) as ``contiguous`` (NCHW) or
             ``channels_last`` (NHWC): the same model, its sums in another order (logits equal to float32 rounding);
             measured in ``benchmarks/train_throughput.py`` and ``benchmarks/callback_overhead.py``.
-        scoring_memory_format: the format every scoring pass (the callback, the audit, the references' statistics)
-            runs the backbone in: ``auto`` (channels_last on the CPU, where it makes an attack step up to 2.4x
-            faster, :func:`privrob.memory_format.scoring_memory_format`; the training format elsewhere),
-            ``contiguous`` or ``channels_last``. Scores equal to float32 rounding in either (tested).
+        scoring_memory_format: the format every scoring pass runs the backbone in (the callback, the audit, the
+            references' statistics, ``val/adv_acc`` and ``val/verified_acc``, ``BestRobustCheckpoint``): ``auto``
+            (channels_last on the CPU, where it makes an attack step up to 2.4x faster,
+            :func:`privrob.memory_format.scoring_memory_format`; the training format elsewhere), ``contiguous`` or
+            ``channels_last``. Scores equal to float32 rounding in either (tested). On a GPU with ``compile:
+            reduce-overhead``, a format other than the training one re-records the CUDA graphs at every scoring.
         compile: ``torch.compile`` the backbone's forward in this mode (``nn.Module.compile``: the parameters keep
             their names, so checkpoints load either way): the training forward, every attack step and scoring pass
             (``reduce-overhead``: CUDA graphs on a GPU); the bounds run layer by layer, uncompiled. None: eager.

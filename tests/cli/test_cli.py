@@ -259,13 +259,15 @@ def test_the_memory_format_is_the_command_lines_not_the_checkpoints(overfit_digi
     cwd, config, ckpt = overfit_digits_run
     base = ["--config", str(config), "--ckpt_path", str(ckpt), "--num_reference", "3", "--reference_epochs", "1",
             "--output_dir", str(tmp_path / "refs")]
-    r = run_cli("references", *base, "--index", "0", "--model.init_args.memory_format", "channels_last", cwd=cwd)
+    r = run_cli("references", *base, "--index", "0", "--model.init_args.memory_format", "channels_last",
+                "--model.init_args.scoring_memory_format", "contiguous", cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
     r = run_cli("references", *base, "--index", "1", cwd=cwd)  # the same folder, contiguous: accepted
     assert r.returncode == 0, r.stderr[-3000:]
-    for k, fmt in ((0, "channels_last"), (1, "contiguous")):
+    for k, fmt, scoring in ((0, "channels_last", "contiguous"), (1, "contiguous", "auto")):
         saved = torch.load(tmp_path / f"refs/reference_{k}.ckpt", weights_only=True)
         assert saved["hyper_parameters"]["memory_format"] == fmt
+        assert saved["hyper_parameters"]["scoring_memory_format"] == scoring
         kernels = [v for v in saved["state_dict"].values() if v.dim() == 4 and v.shape[1] > 1]
         assert kernels and all(v.is_contiguous() == (fmt == "contiguous") for v in kernels)
 

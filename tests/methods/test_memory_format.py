@@ -119,8 +119,22 @@ def test_scoring_runs_in_its_memory_format_and_puts_back_the_very_kernels(choice
     assert len(seen) == 2 and all(flags and all(f == nhwc for f in flags) for flags in seen)
     for p, (ptr, stride, value) in zip(model.parameters(), before):
         assert p.data_ptr() == ptr and p.stride() == stride and torch.equal(p, value)
+    with pytest.raises(RuntimeError), evaluation_mode(model):
+        raise RuntimeError  # put back on an error too
+    for p, (ptr, stride, value) in zip(model.parameters(), before):
+        assert p.data_ptr() == ptr and p.stride() == stride
     with pytest.raises(ValueError, match="scoring_memory_format"):
         NaturalTraining(DigitsCNN(width=1), scoring_memory_format="nhwc")
+
+
+def test_auto_scores_in_the_training_format_off_the_cpu():
+    from privrob.memory_format import scoring_memory_format
+
+    model = NaturalTraining(DigitsCNN(width=1))
+    assert scoring_memory_format(model) == torch.channels_last
+    assert scoring_memory_format(model.to("meta")) is None  # a GPU's (or any other device's) model: unchanged
+    model.scoring_memory_format = "contiguous"
+    assert scoring_memory_format(model) == torch.contiguous_format
 
 
 @pytest.mark.parametrize("strategy", [Benign(), Adversarial(eps=8 / 255, steps=5, rel_step_size=0.02)])
