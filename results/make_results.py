@@ -96,16 +96,19 @@ def check_audited(run: str) -> None:
     check_audit(run, audit_file(run)["meta"], run_info(run), f"results/cpu/{run}", f"bash results/run.sh {run}")
 
 
-def check_audit(run: str, meta: dict, info: dict, where: str, rerun: str) -> None:
+def check_audit(run: str, meta: dict, info: dict, where: str, rerun: str, final: int | None = None,
+                source: str | None = None) -> None:
     """The checks of :func:`check_audited` on one audit's meta and its run.json (``where``: the folder, ``rerun``:
-    the command that measures it again)."""
-    if "commit" not in info:
+    the command that measures it again; ``final``: the step the audit must be of, by default the last of
+    ``configs/cpu/<run>.yaml``, ``source``)."""
+    if not info.get("commit"):
         raise ValueError(f"{where}/run.json names no commit (measured before results/run.sh recorded one, "
                          f"before the fixes of issue 14); re-run {rerun}")
     dataset, method = run.split("_", 1)
-    if meta.get("global_step") != final_step(run):
+    final, source = (final_step(run), f"configs/cpu/{run}.yaml") if final is None else (final, source)
+    if meta.get("global_step") != final:
         raise ValueError(f"{where}: the audited checkpoint is at step {meta.get('global_step')}, not at the "
-                         f"final step {final_step(run)} of configs/cpu/{run}.yaml; re-run {rerun}")
+                         f"final step {final} of {source}; re-run {rerun}")
     eps = EVAL_EPS.get((dataset, method), EVAL_EPS[dataset])
     if abs(meta["eps"] - eps) > 1e-12:
         raise ValueError(f"{where}: audited at eps {meta['eps']}, the study evaluated at {eps}")
@@ -155,8 +158,8 @@ def table(dataset: str) -> list[str]:
         if run in gpu:
             report, info = gpu_run(run)
             m = measured(run, report["strategies"])
-            source = (f"privrob GPU ({info['machine']}) `configs/{run}.yaml`, {info['fraction']:.1%} of its schedule "
-                      f"(step {info['final_step']:,}) `results/gpu/{run}/audit.json`")
+            source = (f"privrob GPU `configs/{run}.yaml` `results/gpu/{run}/audit.json` ({info['machine']}, "
+                      f"{info['fraction']:.1%} of the schedule: step {info['final_step']:,})")
             time = f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}"
             lines.append(f"| {METHODS[method]} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS)
                          + f" | {time} | commit {info['commit']} |")
@@ -165,25 +168,23 @@ def table(dataset: str) -> list[str]:
 
 def gpu_runs(dataset: str, folder: Path = GPU) -> list[str]:
     """Runs of ``dataset`` on the study's schedules in ``folder`` (``results/gpu_full.sh``), each checked."""
-    found = sorted(p.name for p in folder.glob(f"{dataset}_*") if (p / "audit.json").exists())
+    found = sorted(p.name for p in folder.glob(f"{dataset}_*") if (p / "run.json").exists())
     for run in found:
         gpu_run(run, folder)
     return found
 
 
 def gpu_run(run: str, folder: Path = GPU) -> tuple[dict, dict]:
-    """A GPU run's audit and run.json, refused unless the audit is of the step the fit ended at, at the study's ε,
-    with its commit named."""
+    """A GPU run's audit and run.json, refused unless the audit is of the step its fit ended at, at the study's ε,
+    on every point, with its commit named (so never the script's tiny try on the CPU)."""
     report = json.loads((folder / run / "audit.json").read_text())
     info = json.loads((folder / run / "run.json").read_text())
-    meta, where = report["meta"], f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}/{run}"
-    if "commit" not in info or meta.get("global_step") != info.get("final_step"):
-        raise ValueError(f"{where}: the audit is not of the fit's last step, or run.json names no commit; "
-                         "re-run results/gpu_full.sh")
-    dataset, method = run.split("_", 1)
-    eps = EVAL_EPS.get((dataset, method), EVAL_EPS[dataset])
-    if abs(meta["eps"] - eps) > 1e-12:
-        raise ValueError(f"{where}: audited at eps {meta['eps']}, the study evaluated at {eps}")
+    where = f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}/{run}"
+    check_audit(run, report["meta"], info, where, "results/gpu_full.sh", info.get("final_step"), "its fit")
+    counts = report["strategies"]["I_B"]
+    if info["machine"].startswith("CPU") or (counts["members"], counts["nonmembers"]) != (1900, 514):
+        raise ValueError(f"{where}: a tiny try of results/gpu_full.sh ({info['machine']}, "
+                         f"{int(counts['members'])} + {int(counts['nonmembers'])} points), not a GPU row")
     return report, info
 
 
@@ -366,12 +367,10 @@ def render() -> str:
             continue
         parts += [f"## {title}", "", *table(dataset), ""]
         if dataset == "yale" and not gpu_runs(dataset):
-            parts += ["No GPU rows yet: no GPU has been lent to this project's tasks since the script was written. "
-                      "`DATA=<folder holding CroppedYale/> bash results/gpu_full.sh` runs the study's own Yale "
-                      "schedules "
-                      "(natural, IBP and DiffAI in full, PGD, TRADES and WRM to a stated fraction) in parallel on one "
-                      "GPU within 12 minutes, audits each and writes `results/gpu/<run>/`; this table then shows each "
-                      "beside its CPU-budget row (issue 16).", ""]
+            parts += ["No GPU rows yet (`results/gpu/` holds none). `DATA=<folder holding CroppedYale/> bash "
+                      "results/gpu_full.sh` runs the study's own Yale schedules (natural, IBP and DiffAI in full, PGD, "
+                      "TRADES and WRM to a stated fraction) in parallel on one GPU, audits each and writes "
+                      "`results/gpu/<run>/`; this table then shows each beside its CPU-budget row (issue 16).", ""]
         parts += ["Budget (each config's header says what was cut and why):",
                   "", *budget(dataset), ""]
         gap = gaps(dataset)

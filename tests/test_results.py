@@ -80,8 +80,11 @@ def test_measured_rows_equal_their_results_files(tables):
         for row in rows:
             if row["source"] == "published":
                 continue
-            config, audit = re.fullmatch(r"privrob `(configs/cpu/\S+\.yaml)` `(results/cpu/\S+/audit\.json)`",
-                                         row["source"]).groups()
+            # a CPU-budget row, or a GPU row of the study's own config (results/gpu_full.sh)
+            cpu = re.fullmatch(r"privrob `(configs/cpu/\S+\.yaml)` `(results/cpu/\S+/audit\.json)`", row["source"])
+            gpu = re.fullmatch(r"privrob GPU `(configs/\S+\.yaml)` `(results/gpu/\S+/audit\.json)` \(.*\)",
+                               row["source"])
+            config, audit = (cpu or gpu).groups()
             assert (ROOT / config).is_file(), f"{config} named in RESULTS.md does not exist"
             assert (ROOT / audit).is_file(), f"{audit} named in RESULTS.md does not exist"
             run = (ROOT / audit).parent
@@ -114,9 +117,10 @@ def test_published_rows_equal_the_study(tables):
 
 
 def test_every_finished_run_has_a_row(tables):
-    named = {re.search(r"configs/cpu/(\S+)\.yaml", r["source"]).group(1) for _, rows in tables for r in rows
-             if r["source"] != "published"}
-    assert named == {p.parent.name for p in (ROOT / "results" / "cpu").glob("*/audit.json")}
+    named = {re.search(r"`(results/(?:cpu|gpu)/\S+)/audit\.json`", r["source"]).group(1) for _, rows in tables
+             for r in rows if r["source"] != "published"}
+    assert named == {p.parent.relative_to(ROOT).as_posix() for kind in ("cpu", "gpu")
+                     for p in (ROOT / "results" / kind).glob("*/audit.json")}
 
 
 def test_benchmark_rows_equal_the_printed_values():
@@ -257,19 +261,27 @@ def test_the_gpu_script_runs_fits_and_audits_at_a_tiny_size_on_the_cpu(yale_root
     import subprocess
     import sys
 
-    from results.make_results import gpu_run, gpu_runs
+    from results.make_results import gpu_runs
 
     env = {**os.environ, "PRIVROB_GPU_TINY": "1", "DATA": str(yale_root), "OUT": str(tmp_path / "out"),
            "RUNS": str(tmp_path / "runs"), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     script = str(ROOT / "results" / "gpu_full.sh")
-    bad = subprocess.run(["bash", script, "natural", "dual"], env=env, capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.splitlines()[-1].startswith("privrob: error:") and "dual" in bad.stderr
-    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+    for args, extra, reason in ((["natural", "dual"], {}, "dual"), (["pgd", "pgd"], {}, "twice"),
+                                (["natural"], {"DATA": str(tmp_path)}, "CroppedYale"),
+                                (["natural"], {"PRIVROB_GPU_FRACTION": "2"}, "FRACTION"),
+                                (["natural"], {"PRIVROB_GPU_TINY": "yes"}, "TINY")):
+        bad = subprocess.run(["bash", script, *args], env={**env, **extra}, capture_output=True, text=True)
+        last = bad.stderr.splitlines()[-1]
+        assert bad.returncode == 2 and last.startswith("privrob: error:") and reason in last, bad.stderr
+        assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
     r = subprocess.run(["bash", script, "natural"], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert gpu_runs("yale", tmp_path / "out") == ["yale_natural"]
-    report, info = gpu_run("yale_natural", tmp_path / "out")
+    folder = tmp_path / "out" / "yale_natural"
+    report, info = (json.loads((folder / name).read_text()) for name in ("audit.json", "run.json"))
     assert report["meta"]["global_step"] == info["final_step"] == 3 and info["schedule"] == "max_steps 20001"
-    assert info["fraction"] == round(3 / 20001, 4) and int(report["strategies"]["I_B"]["members"]) == 16
+    assert info["asked"] == "max_steps 3" and info["fraction"] == round(3 / 20001, 4)
+    assert int(report["strategies"]["I_B"]["members"]) == 16 and "configs/yale_natural.yaml" in info["fit_command"]
     assert info["fit_seconds"] > 0 and info["audit_seconds"] > 0 and info["commit"]
-    assert (tmp_path / "out" / "yale_natural" / "privacy_curve.csv").exists()
+    assert (folder / "privacy_curve.csv").exists() and not (tmp_path / "runs" / "yale_natural.result").exists()
+    with pytest.raises(ValueError, match="tiny try"):  # never a GPU row of RESULTS.md
+        gpu_runs("yale", tmp_path / "out")

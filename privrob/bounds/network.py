@@ -9,7 +9,6 @@ from typing import ContextManager, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd import profiler
 
 SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.Flatten, nn.ZeroPad2d)
 #: the profiler's name of each layer's work (``benchmarks/bounds_cost.py`` prints the cost per layer from it)
@@ -19,7 +18,7 @@ LAYER_LABEL = "bounds layer"
 def layer_range(i: int, layer: nn.Module, part: str = "") -> ContextManager:
     """A profiler range named for layer ``i`` (and ``part``) while a profiler records, else nothing: an unrecorded
     ``record_function`` still costs about 8 us, per layer and call, on a training step of CROWN-IBP or DiffAI."""
-    if not profiler._is_profiler_enabled:
+    if not torch.autograd._profiler_enabled():
         return contextlib.nullcontext()
     return torch.profiler.record_function(f"{LAYER_LABEL} {i}: {type(layer).__name__}{part}")
 
