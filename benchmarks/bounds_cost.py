@@ -10,7 +10,9 @@ ordering of tightness holds in general. (3) ``projected_dual_ratio``: one traini
 step, the cost model that explains it and the step's time per layer of the bound (profiler ranges), and the
 estimate's mean and spread over 20 seeds, examples in groups (privrob's CPU path) against the whole batch at once.
 
-Usage: python benchmarks/bounds_cost.py [--device cuda] [--skip-projected]
+With ``--compile MODE``, (1) also prints the IBP training bound compiled as ``compile: MODE`` runs it against eager.
+
+Usage: python benchmarks/bounds_cost.py [--device cuda] [--skip-projected] [--compile reduce-overhead]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_device_option, best_time  # noqa: E402
 from privrob.bounds import METHODS, dual, layers_of, margin_lower_bounds, worst_case_logits  # noqa: E402
 from privrob.bounds.network import LAYER_LABEL  # noqa: E402
+from privrob.methods.base import COMPILE_MODES  # noqa: E402
 from privrob.models import DigitsCNN, FashionMNISTCNN, YaleCNN  # noqa: E402
 
 
@@ -34,6 +37,17 @@ def ibp_ratio(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         fwd = best_time(lambda: model(x), 20)
         ibp = best_time(lambda: margin_lower_bounds(model, x, y, 0.01, "ibp"), 20)
     return ibp / fwd
+
+
+def compiled_ibp_ratio(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str) -> float:
+    """A training step's IBP bound (forward + backward) compiled in ``mode``, as ``compile`` runs it, / eager."""
+    compiled = torch.compile(worst_case_logits, mode=mode)
+
+    def step(bound):
+        return lambda: nn.functional.cross_entropy(bound(model, x, y, 0.01, "ibp"), y).backward()
+
+    step(compiled)()  # the compilation itself is not timed
+    return best_time(step(compiled), 20) / best_time(step(worst_case_logits), 20)
 
 
 def dual_ratio(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
@@ -139,6 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_device_option(parser)
     parser.add_argument("--skip-projected", action="store_true", help="leave out (3), minutes on a CPU")
+    parser.add_argument("--compile", default=None, choices=COMPILE_MODES,
+                        help="(1) also times the IBP training bound compiled in this mode against eager")
     args = parser.parse_args()
     device = args.device
     torch.backends.cudnn.allow_tf32 = False  # full float32 on a GPU too, so the two dual bounds compare to 1e-4
@@ -152,6 +168,9 @@ def main() -> None:
         r = ibp_ratio(model.to(device), x.to(device), torch.randint(0, k, (len(x),), device=device))
         ibp_ratios.append(r)
         print(f"IBP / forward, {name}: {r:.2f}")
+        if args.compile:
+            c = compiled_ibp_ratio(model, x.to(device), torch.randint(0, k, (len(x),), device=device), args.compile)
+            print(f"IBP training bound compiled ({args.compile}) / eager, {name}: {c:.2f}")
 
     # the study's dual models (4x4 stride-2 convolutions, padding 1): convex_adversarial's transposed convolution
     # cannot restore an even size after a 3x3 stride-2 one

@@ -5,6 +5,7 @@ A method subclasses :class:`RobustTraining` and overrides only :meth:`RobustTrai
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, Optional, get_args
 
 import pytorch_lightning as pl
@@ -15,6 +16,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from privrob import rng
+from privrob.bounds import worst_case_logits
 from privrob.memory_format import MEMORY_FORMATS, SCORING_MEMORY_FORMATS, MemoryFormat, ScoringMemoryFormat
 from privrob.methods.schedules import linear_ramp
 from privrob.privacy.evaluation import score_examples, seeded_subset, shard
@@ -45,6 +47,12 @@ COMPILE_MODES = get_args(CompileMode)
 #: the settings of how a method runs, not of the model it trains: a run's config or command line sets them, never its
 #: checkpoint's saved hyperparameters (privrob.cli), and a references folder does not compare them (privrob.trainer)
 EXECUTION_SETTINGS = ("memory_format", "scoring_memory_format", "compile")
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_bound(mode: str):
+    """``worst_case_logits`` compiled once per mode for the process (a module attribute would not pickle)."""
+    return torch.compile(worst_case_logits, mode=mode)
 
 
 class RobustTraining(pl.LightningModule):
@@ -94,7 +102,8 @@ class RobustTraining(pl.LightningModule):
             reduce-overhead``, a format other than the training one re-records the CUDA graphs at every scoring.
         compile: ``torch.compile`` the backbone's forward in this mode (``nn.Module.compile``: the parameters keep
             their names, so checkpoints load either way): the training forward, every attack step and scoring pass
-            (``reduce-overhead``: CUDA graphs on a GPU); the bounds run layer by layer, uncompiled. None: eager.
+            (``reduce-overhead``: CUDA graphs on a GPU), and IBP's and DiffAI's training bound as one compiled function
+            (:meth:`training_bound`); certified scoring and the dual's random projections stay eager. None: eager.
     """
 
     #: certified bound methods this method reports with, tightest first (empty: not a verifiable method)
@@ -161,6 +170,12 @@ class RobustTraining(pl.LightningModule):
         """The training ε at the current optimizer step: 0 growing linearly to ``eps`` over ``eps_ramp_steps``
         (the study's Yale PGD ramp; 0 steps: ``eps`` from the start)."""
         return linear_ramp(self.global_step, 0, self.hparams.eps_ramp_steps, 0.0, self.hparams.eps)
+
+    def training_bound(self, x: torch.Tensor, y: torch.Tensor, eps: float, method: str, **kwargs) -> torch.Tensor:
+        """The backbone's worst-case logits for a training loss (:func:`privrob.bounds.worst_case_logits`), compiled
+        in the ``compile`` mode when one is set: a bound's layer-by-layer passes are launch-bound on a GPU."""
+        bound = worst_case_logits if self.hparams.compile is None else _compiled_bound(self.hparams.compile)
+        return bound(self.backbone, x, y, eps, method, **kwargs)
 
     def cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the configured reduction."""

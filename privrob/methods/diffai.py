@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from privrob.bounds import worst_case_logits
 from privrob.methods.base import RobustTraining
 
 
@@ -80,7 +79,7 @@ class DiffAITraining(RobustTraining):
             return clean, logits
         eps = self.current_eps()
         self.log("train/eps", eps)
-        worst = worst_case_logits(self.backbone, x, y, eps, hp.domain, clip=hp.clip_input)  # ub(z_j − z_y), 0 at y
+        worst = self.training_bound(x, y, eps, hp.domain, clip=hp.clip_input)  # ub(z_j − z_y), 0 at y
         worst = worst.masked_fill(F.one_hot(y, worst.shape[1]).bool(), -1.0).amax(dim=1)
         robust = F.softplus(worst)
         robust = robust.sum() if hp.loss_reduction == "sum" else robust.mean()

@@ -7,7 +7,6 @@ from typing import Literal
 
 import torch
 
-from privrob.bounds import worst_case_logits
 from privrob.methods.base import RobustTraining
 from privrob.methods.schedules import linear_ramp
 
@@ -53,6 +52,6 @@ class IBPTraining(RobustTraining):
         logits = self(x)
         loss = kappa * self.cross_entropy(logits, y)
         if kappa < 1.0:
-            worst = worst_case_logits(self.backbone, x, y, eps, self.hparams.bound)
+            worst = self.training_bound(x, y, eps, self.hparams.bound)
             loss = loss + (1 - kappa) * self.cross_entropy(worst, y)
         return loss, logits

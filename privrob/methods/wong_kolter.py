@@ -54,6 +54,7 @@ class WongKolterTraining(RobustTraining):
         hp = self.hparams
         eps = self.current_eps()
         self.log("train/eps", eps)
+        # eager even with `compile`: compiled, the projections would draw other numbers than eager's
         worst = worst_case_logits(self.backbone, x, y, eps, hp.bound, clip=hp.clip_input,
                                   projections=hp.projections, memory_budget=hp.memory_budget)
         return self.cross_entropy(worst, y), worst

@@ -220,3 +220,28 @@ def test_a_compiled_backbone_trains_attacks_and_loads_as_the_eager_one():
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="compile"):
         NaturalTraining(DigitsCNN(width=1), compile="fast")
+
+
+def test_a_compiled_training_bound_is_the_eager_one_at_every_eps():
+    """``compile`` compiles IBP's training bound too (issue 18: bounds are launch-bound on a GPU): the loss and its
+    gradients equal eager's to float32 rounding while ε ramps (a new ε is not a new graph each step)."""
+    import torch._dynamo
+
+    torch.manual_seed(0)
+    models = [IBPTraining(DigitsCNN(width=1), eps=0.1, warmup_steps=0, ramp_steps=4, compile=mode)
+              for mode in (None, "default")]
+    models[1].load_state_dict(models[0].state_dict())
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    for eps in (0.02, 0.05, 0.08):
+        out = []
+        for model in models:
+            model.zero_grad()
+            loss = model.cross_entropy(model.training_bound(x, y, eps, "ibp"), y)
+            loss.backward()
+            out.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+        torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-4, atol=1e-5)
+        for g1, g0 in zip(out[1][1], out[0][1]):
+            torch.testing.assert_close(g1, g0, rtol=1e-3, atol=1e-5)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 2  # the first ε, then ε dynamic
