@@ -102,8 +102,8 @@ class RobustTraining(pl.LightningModule):
             reduce-overhead``, a format other than the training one re-records the CUDA graphs at every scoring.
         compile: ``torch.compile`` the backbone's forward in this mode (``nn.Module.compile``: the parameters keep
             their names, so checkpoints load either way): the training forward, every attack step and scoring pass
-            (``reduce-overhead``: CUDA graphs on a GPU), and IBP's and DiffAI's training bound as one compiled function
-            (:meth:`training_bound`); certified scoring and the dual's random projections stay eager. None: eager.
+            (``reduce-overhead``: CUDA graphs on a GPU), and IBP's and DiffAI's box training bound as one compiled
+            function (:meth:`training_bound`); the zonotope, the dual and certified scoring stay eager. None: eager.
     """
 
     #: certified bound methods this method reports with, tightest first (empty: not a verifiable method)
@@ -173,8 +173,11 @@ class RobustTraining(pl.LightningModule):
 
     def training_bound(self, x: torch.Tensor, y: torch.Tensor, eps: float, method: str, **kwargs) -> torch.Tensor:
         """The backbone's worst-case logits for a training loss (:func:`privrob.bounds.worst_case_logits`), compiled
-        in the ``compile`` mode when one is set: a bound's layer-by-layer passes are launch-bound on a GPU."""
-        bound = worst_case_logits if self.hparams.compile is None else _compiled_bound(self.hparams.compile)
+        in the ``compile`` mode when one is set for the interval bounds (``ibp``, ``box``, ``crown_ibp``), whose
+        layer-by-layer passes are launch-bound on a GPU; the zonotope's generator count changes with the data, so it
+        stays eager."""
+        compiled = self.hparams.compile is not None and method in ("ibp", "box", "crown_ibp")  # data-independent shapes
+        bound = _compiled_bound(self.hparams.compile) if compiled else worst_case_logits
         return bound(self.backbone, x, y, eps, method, **kwargs)
 
     def cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -244,4 +244,4 @@ def test_a_compiled_training_bound_is_the_eager_one_at_every_eps():
         torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-4, atol=1e-5)
         for g1, g0 in zip(out[1][1], out[0][1]):
             torch.testing.assert_close(g1, g0, rtol=1e-3, atol=1e-5)
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 2  # the first ε, then ε dynamic
+    assert 1 <= torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 2  # compiled: the first ε, then ε dynamic
