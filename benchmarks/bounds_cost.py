@@ -27,7 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_device_option, best_time  # noqa: E402
 from privrob.bounds import METHODS, dual, layers_of, margin_lower_bounds, worst_case_logits  # noqa: E402
-from privrob.bounds.network import LAYER_LABEL  # noqa: E402
+from privrob.bounds.network import LAYER_LABEL, shapes_of  # noqa: E402
 from privrob.methods.base import COMPILE_MODES  # noqa: E402
 from privrob.models import DigitsCNN, FashionMNISTCNN, YaleCNN  # noqa: E402
 
@@ -109,11 +109,9 @@ def projected_dual_step(device: torch.device, batch: int = 8, projections: int =
 def per_layer(model: nn.Module, x: torch.Tensor, events, total_us: float, batch: int) -> None:
     """The profiled step's time in each layer of the bound (its ``LAYER_LABEL`` ranges): the projected rows going
     forward, the margin rows coming back; the rest is autograd's backward of both and the loss."""
-    shape, rows = x.shape[1:], []
     times = {event.key: event.cpu_time_total for event in events if event.key.startswith(LAYER_LABEL)}
-    for i, layer in enumerate(layers_of(model)):
-        with torch.no_grad():
-            shape = layer(torch.zeros(1, *shape, device=x.device)).shape[1:]
+    layers, rows = layers_of(model), []
+    for i, (layer, shape) in enumerate(zip(layers, shapes_of(layers, x)[1:])):  # each layer's output shape
         name = f"{LAYER_LABEL} {i}: {type(layer).__name__}"
         rows.append((i, type(layer).__name__, "x".join(map(str, shape)), times.get(name, 0.0),
                      times.get(f"{name}, back", 0.0)))

@@ -22,7 +22,7 @@ def scoring_memory_format(model: nn.Module) -> Optional[torch.memory_format]:
 
     ``auto`` is channels_last on the CPU and the model's own format elsewhere. Measured on this project's CPU
     (``benchmarks/callback_overhead.py --sweep``), an input-gradient pass, which is what an attack step costs, is
-    about 2.4x faster in channels_last on the Yale network, where in NCHW oneDNN's backward-data kernel for its one-
+    2.3-2.9x faster in channels_last on the Yale network, where in NCHW oneDNN's backward-data kernel for its one-
     and eight-channel first convolutions takes 5x its NHWC time, and 1.2-1.3x faster on the Fashion-MNIST and CIFAR10
     networks (0.93x in one run under heavy load).
     """
