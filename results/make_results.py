@@ -1,6 +1,7 @@
 """Write RESULTS.md from the results files, so that no number in it is typed by hand (issue 9).
 
-    python results/make_results.py            # rewrites RESULTS.md and results/{yale,fmnist}_privacy_curves.png
+    python results/make_results.py            # rewrites RESULTS.md, results/{yale,fmnist}_privacy_curves.png
+                                              # and results/summary_ia_vs_adv_gap.png
     python results/make_results.py --check    # exit 1 if RESULTS.md differs from what the files give
 
 Inputs: ``results/cpu/<run>/{audit.json, run.json, privacy_curve.csv}`` (written by ``results/run.sh``), the study's
@@ -258,6 +259,55 @@ def plot(dataset: str) -> None:
     plt.close(fig)
 
 
+def mechanism_points(dataset: str) -> list[tuple[str, str, float, float]]:
+    """(method, source, adversarial generalisation gap = adv train − adv test accuracy, I_A) of every published model
+    of ``dataset`` and every measured row (source ``published``, ``CPU`` or ``GPU``): the study's Section 4
+    mechanism, I_A growing with the gap a robust model leaves between its members' and non-members' adversarial
+    accuracy."""
+    points = [(method, "published", p["adv_train_acc"] - p["adv_test_acc"], p["I_A"])
+              for (d, method), p in published().items() if d == dataset]
+    for source, found in (("CPU", {run: audit(run) for run in runs(dataset)}),
+                          ("GPU", {run: gpu_run(run)[0]["strategies"] for run in gpu_runs(dataset)})):
+        for run, strategies in found.items():
+            m = measured(run, strategies)
+            points.append((run.split("_", 1)[1], source, m["adv_train_acc"] - m["adv_test_acc"], m["I_A"]))
+    return points
+
+
+SUMMARY_PLOT = RESULTS / "summary_ia_vs_adv_gap.png"
+
+
+def summary_plot() -> None:
+    """One panel per dataset: I_A against the adversarial generalisation gap, the published models hollow, privrob's
+    filled (a square on a GPU), a dotted line from each published model to privrob's measurement of it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = dict(zip(METHODS, plt.get_cmap("tab10").colors))
+    markers = {"published": "o", "CPU": "o", "GPU": "s"}
+    fig, axes = plt.subplots(1, len(DATASETS), figsize=(10, 4.2))
+    for ax, dataset in zip(axes, DATASETS):
+        points = mechanism_points(dataset)
+        where = {(method, source): (gap, ia) for method, source, gap, ia in points}
+        for method, source, gap, ia in points:
+            ax.scatter(gap, ia, s=45, marker=markers[source], edgecolors=colours[method],
+                       facecolors="none" if source == "published" else colours[method])
+            if source != "published" and (method, "published") in where:
+                (x0, y0) = where[(method, "published")]
+                ax.plot([x0, gap], [y0, ia], ":", color=colours[method], lw=1)
+        ax.set(title=DATASETS[dataset], xlabel="adv train acc − adv test acc", ylabel="I_A inference accuracy")
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=colours[m], label=label) for m, label in METHODS.items()]
+    handles += [plt.Line2D([], [], ls="", marker="o", mfc="none", color="grey", label="published"),
+                plt.Line2D([], [], ls="", marker="o", color="grey", label="privrob, CPU budget"),
+                plt.Line2D([], [], ls="", marker="s", color="grey", label="privrob, GPU")]
+    fig.legend(handles=handles, loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
+    fig.savefig(SUMMARY_PLOT, dpi=110)
+    plt.close(fig)
+
+
 def benchmark_values(path: Path) -> dict[str, float]:
     """The ``key number`` lines a benchmark script printed."""
     return {k: float(v) for k, v in re.findall(r"^(\w+) (-?[0-9.]+)$", path.read_text(), flags=re.M)}
@@ -390,6 +440,11 @@ def render() -> str:
                   "`num_points` (so they are noisier than the table, whose numbers come from the final audit).", "",
                   "Commands (each with W&B offline, on the CPU threads listed; `bash results/run.sh <run>` runs both):", "",
                   *commands(dataset), ""]
+    parts += ["## The mechanism at a glance", "",
+              "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the published "
+              "models beside privrob's measurements: the study explains robust models' leakage by this gap "
+              "(Section 4). Hollow: published; filled: privrob on the CPU budget; squares: privrob on a GPU.", "",
+              f"![I_A against the adversarial generalisation gap]({SUMMARY_PLOT.relative_to(ROOT)})", ""]
     strong = strong_runs()
     if strong:
         parts += ["## Strong attacks: LiRA and RMIA on the clean and the adversarial signal", "",
@@ -424,6 +479,7 @@ def main(argv=None) -> int:
     for dataset in DATASETS:
         if runs(dataset):
             plot(dataset)
+    summary_plot()
     print(f"wrote {path.relative_to(ROOT)}")
     return 0
 

@@ -123,6 +123,29 @@ def test_every_finished_run_has_a_row(tables):
                      for p in (ROOT / "results" / kind).glob("*/audit.json")}
 
 
+def test_the_summary_figure_plots_every_published_model_and_every_row():
+    """Issue 16's figure: per dataset, each published model and each measured row at (adv train − adv test, I_A),
+    read from published.csv and the audits; RESULTS.md shows the file."""
+    from results import make_results
+
+    for dataset in make_results.DATASETS:
+        points = make_results.mechanism_points(dataset)
+        pub = {(m, s): (gap, ia) for m, s, gap, ia in points if s == "published"}
+        assert {m for m, _ in pub} == {m for d, m in published() if d == dataset} == set(METHODS)
+        for (method, _), (gap, ia) in pub.items():
+            row = published()[(dataset, method)]
+            assert gap == pytest.approx(float(row["adv_train_acc"]) - float(row["adv_test_acc"]))
+            assert ia == pytest.approx(float(row["I_A"]))
+        rows = {m: (gap, ia) for m, s, gap, ia in points if s == "CPU"}
+        runs = {p.parent.name.split("_", 1)[1]: p for p in (ROOT / "results" / "cpu").glob(f"{dataset}_*/audit.json")}
+        assert set(rows) == set(runs)
+        for method, path in runs.items():
+            report = json.loads(path.read_text())["strategies"]["I_A"]
+            assert rows[method] == pytest.approx((report["train_acc"] - report["test_acc"], report["accuracy"]))
+    figure = make_results.SUMMARY_PLOT
+    assert f"]({figure.relative_to(ROOT)})" in RESULTS_MD.read_text() and figure.stat().st_size > 10_000
+
+
 def test_benchmark_rows_equal_the_printed_values():
     lines = [l for l in RESULTS_MD.read_text().splitlines() if re.match(r"\| \w+ \| `python benchmarks/", l)]
     names, printed = {}, {}
