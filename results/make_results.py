@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import re
+import statistics
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -227,6 +228,61 @@ def gaps(dataset: str) -> list[str]:
     return lines
 
 
+def seed_folders(run: str) -> list[Path]:
+    """``results/cpu/<run>/seeds/S/`` of every finished seed run (run.json is written last), by S."""
+    found = (RESULTS / "cpu" / run / "seeds").glob("[0-9]*/run.json")
+    return sorted((p.parent for p in found), key=lambda p: int(p.name))
+
+
+def seed_runs(run: str) -> dict[int, dict]:
+    """``run``'s audits per seed offset: 0 is the config's own (the table's row), S >= 1 the run of
+    ``PRIVROB_SEED=S bash results/run.sh <run>`` (``results/cpu/<run>/seeds/S/``), each checked as a row is."""
+    found = {0: audit(run)}
+    for folder in seed_folders(run):
+        seed, info = int(folder.name), json.loads((folder / "run.json").read_text())
+        report = json.loads((folder / "audit.json").read_text())
+        where, rerun = folder.relative_to(RESULTS.parent), f"PRIVROB_SEED={seed} bash results/run.sh {run}"
+        if seed == 0 or info.get("seed") != seed:
+            raise ValueError(f"{where}: its run.json is of seed {info.get('seed')}, not {seed}; re-run {rerun}")
+        check_audit(run, report["meta"], info, str(where), rerun)
+        found[seed] = report["strategies"]
+    return found
+
+
+def spread(values: list[float]) -> str:
+    """Mean ± sample standard deviation."""
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def seeds_table(dataset: str) -> list[str]:
+    """Mean ± sd over the seeds of every run measured under several, then each robust run's gap to natural training
+    paired by seed (the same seed offset: the same split), with every seed's gap and whether their signs agree."""
+    by_run = {run: found for run in runs(dataset) if len(found := seed_runs(run)) > 1}
+    if not by_run:
+        return []
+    lines = ["| run | seeds | " + " | ".join(label for _, label in MOVED) + " |", "|---" * (len(MOVED) + 2) + "|"]
+    values = {run: {seed: measured(run, s) for seed, s in found.items()} for run, found in by_run.items()}
+    for run, per_seed in values.items():
+        lines.append(f"| {run} | {', '.join(map(str, per_seed))} | "
+                     + " | ".join(spread([v[k] for v in per_seed.values()]) for k, _ in MOVED) + " |")
+    natural = values.get(f"{dataset}_natural", {})
+    paired = [(run, sorted(set(natural) & set(per_seed))) for run, per_seed in values.items()
+              if run != f"{dataset}_natural"]
+    paired = [(run, seeds) for run, seeds in paired if len(seeds) > 1]
+    if paired:
+        lines += ["", "| run − natural, paired by seed | seeds | I_A gap | I_A gap per seed | I_B gap "
+                  "| I_B gap per seed | sign the same for every seed |", "|---|---|---|---|---|---|---|"]
+    for run, seeds in paired:
+        cells, signs = [], []
+        for key in ("I_A", "I_B"):
+            gap = [values[run][s][key] - natural[s][key] for s in seeds]
+            cells += [spread(gap), ", ".join(f"{g:+.4f}" for g in gap)]
+            same = all(g > 0 for g in gap) or all(g < 0 for g in gap)
+            signs.append(f"{key}: {'yes' if same else 'no'}")
+        lines.append(f"| {run} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + f" | {'; '.join(signs)} |")
+    return lines
+
+
 def curves(dataset: str) -> list[dict]:
     rows = []
     for run in runs(dataset):
@@ -357,6 +413,11 @@ def commands(dataset: str) -> list[str]:
         info = run_info(run)
         out += [f"- `{run}` ({info['machine']}, finished {info['finished']}, {code(run)}):",
                 f"  `{info['fit_command']}`, then `{info['audit_command']}`"]
+        for folder in seed_folders(run):
+            info = json.loads((folder / "run.json").read_text())
+            out += [f"  - seed {folder.name} ({info['machine']}, finished {info['finished']}, commit {info['commit']}; "
+                    f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}): `{info['fit_command']}`, "
+                    f"then `{info['audit_command']}`"]
     return out
 
 
@@ -426,6 +487,12 @@ def render() -> str:
         gap = gaps(dataset)
         if gap:
             parts += ["Robust minus natural (the privacy cost of robustness):", "", *gap, ""]
+        across = seeds_table(dataset)
+        if across:
+            parts += ["Across seeds (mean ± sample standard deviation; seed 0 is the row above, seed S shifts the "
+                      "config's `seed_everything` and its data module's `seed` by S, so the split and the "
+                      "initialisation change together: `PRIVROB_SEED=S bash results/run.sh <run>`):", "",
+                      *across, ""]
         move = moved(dataset)
         if move:
             parts += ["What the fixes of issue 14 moved (the same config measured before them, "

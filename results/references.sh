@@ -8,14 +8,15 @@
 # 2.3x faster a PGD step on this CPU: benchmarks/train_throughput.py); PRIVROB_THREADS: threads (default 1). References stay in runs/cpu/NAME/references (reused when there); the small
 # files go to results/cpu/NAME/references/{audit.json, audit.md, audit.roc.png, audit.shadow.json, run.json}.
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: bash results/references.sh NAME  (after bash results/run.sh NAME)" >&2; exit 2; }
+[ $# -eq 1 ] || {
+    echo "privrob: error: usage: bash results/references.sh NAME  (after bash results/run.sh NAME)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 name=$1 threads=${PRIVROB_THREADS:-1} k=${PRIVROB_REFERENCES:-4}
 run=runs/cpu/$name out=results/cpu/$name/references
 last=$run/checkpoints/last.ckpt
 [ -f "$last" ] && [ -f "results/cpu/$name/run.json" ] || {
-    echo "results/references.sh: no finished run $run (run bash results/run.sh $name first)" >&2; exit 2; }
+    echo "privrob: error: no finished run $run (run bash results/run.sh $name first)" >&2; exit 2; }
 options=()   # the references' own
 [ -z "${PRIVROB_REFERENCE_EPOCHS:-}" ] || options=(--reference_epochs "$PRIVROB_REFERENCE_EPOCHS")
 [ -z "${PRIVROB_REFERENCE_FORMAT:-}" ] || options+=(--model.init_args.memory_format "$PRIVROB_REFERENCE_FORMAT")
@@ -36,11 +37,11 @@ export OMP_NUM_THREADS=$threads WANDB_MODE=offline
 commit=$(code_state)
 t0=$(date +%s.%N)
 "${train[@]}" >> "$run/references.log" 2>&1 || {
-    echo "results/references.sh: privrob references failed: $(tail -n 1 "$run/references.log")" >&2; exit 2; }
+    echo "privrob: error: privrob references failed: $(tail -n 1 "$run/references.log")" >&2; exit 2; }
 t1=$(date +%s.%N)
 mkdir -p "$out"   # only once the references trained
 "${audit[@]}" > "$run/references_audit.log" 2>&1 || {
-    echo "results/references.sh: privrob audit failed: $(tail -n 1 "$run/references_audit.log")" >&2; exit 2; }
+    echo "privrob: error: privrob audit failed: $(tail -n 1 "$run/references_audit.log")" >&2; exit 2; }
 t2=$(date +%s.%N)
 [ "$(code_state)" = "$commit" ] || commit="$commit (audit: $(code_state))"
 # the commands as one shell line each (quoted where needed), then the rest

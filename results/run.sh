@@ -10,34 +10,71 @@
 # when it holds one. Each start of the fit is a segment (runs/cpu/NAME/segments.tsv: start time, commit); a segment
 # that was killed counts up to its last checkpoint (the work the next segment builds on), so run.json's fit_seconds
 # is the wall time of the training the final checkpoint holds, and its commit names every segment's code.
+# Seeds (issue 16): PRIVROB_SEED=S (S >= 1) runs each config once more with its seed_everything and its data module's
+# seed both shifted by S (the split and the initialisation change together), in runs/cpu/NAME_seedS, with its small
+# files in results/cpu/NAME/seeds/S/; make_results reports mean ± sd over the config's run and these.
+# PRIVROB_DRY_RUN=1 prints each run's fit and audit commands and runs nothing.
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: bash results/run.sh NAME [NAME...]  (configs/cpu/NAME.yaml)" >&2; exit 2; }
+fail() { echo "privrob: error: $*" >&2; exit 2; }
+[ $# -ge 1 ] || fail "usage: bash results/run.sh NAME [NAME...]  (configs/cpu/NAME.yaml)"
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-threads=${PRIVROB_THREADS:-1}
+threads=${PRIVROB_THREADS:-1} seed=${PRIVROB_SEED:-0}
+[[ $threads =~ ^[1-9][0-9]*$ ]] || fail "PRIVROB_THREADS must be a positive integer, got '$threads'"
+[[ $seed =~ ^(0|[1-9][0-9]*)$ ]] || fail "PRIVROB_SEED must be a non-negative integer, got '$seed'"
 for name in "$@"; do
-    [ -f "configs/cpu/$name.yaml" ] || { echo "results/run.sh: no config configs/cpu/$name.yaml" >&2; exit 2; }
+    [ -f "configs/cpu/$name.yaml" ] || fail "no config configs/cpu/$name.yaml"
 done
+config_seeds() {   # "SEED_EVERYTHING DATA_SEED" of configs/cpu/$1.yaml
+    "$PY" - "configs/cpu/$1.yaml" <<'PYEOF'
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+seeds = config.get("seed_everything"), config["data"]["init_args"].get("seed")
+if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    sys.exit(f"privrob: error: {sys.argv[1]} must set both seed_everything and data.init_args.seed for PRIVROB_SEED")
+print(*seeds)
+PYEOF
+}
 code_state() {   # the commit, and "+changes" if the package, callbacks or configs differ from it (untracked too)
     echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
 }
+folders() {   # "RUN OUT" of name $1 under PRIVROB_SEED
+    if [ "$seed" = 0 ]; then echo "runs/cpu/$1 results/cpu/$1"
+    else echo "runs/cpu/$1_seed$seed results/cpu/$1/seeds/$seed"; fi
+}
+for name in "$@"; do   # every name checked before any work
+    [ "$seed" = 0 ] || config_seeds "$name" > /dev/null || exit 2
+    read -r run _ < <(folders "$name")
+    if [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$run/checkpoints/last.ckpt" ] && [ ! -f "$run/segments.tsv" ]; then
+        fail "$run has a checkpoint but no segments.tsv (its start was not timed): not resumed"
+    fi
+done
 for name in "$@"; do
-    run=runs/cpu/$name out=results/cpu/$name
-    mkdir -p "$run"
+    read -r run out < <(folders "$name")
+    seed_args=()
+    if [ "$seed" != 0 ]; then
+        read -r init split < <(config_seeds "$name")
+        seed_args=(--seed_everything $((init + seed)) --data.init_args.seed $((split + seed))
+                   --trainer.default_root_dir "$run")
+    fi
     audit_args=()
     case $name in
         fmnist_*) audit_args=(--num_points 2000);;
         yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;  # by IBP at 8/255, as the study
         *_ibp) audit_args=(--bound_methods "[ibp]");;   # the study certified its IBP models by IBP
     esac
-    fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" --overwrite true)   # a re-run replaces the last
-    last=$run/checkpoints/last.ckpt
-    if [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$last" ] && [ ! -f "$run/segments.tsv" ]; then
-        echo "results/run.sh: $run has a checkpoint but no segments.tsv (its start was not timed): not resumed" >&2
-        exit 2
+    last=$run/checkpoints/last.ckpt resume=0
+    [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$last" ] && resume=1
+    fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" "${seed_args[@]}")
+    if [ $resume = 1 ]; then fit+=(--ckpt_path "$last"); else fit+=(--overwrite true); fi  # a re-run replaces the last
+    audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$last" --output "$out/audit"
+           "${audit_args[@]}")
+    if [ "${PRIVROB_DRY_RUN:-0}" = 1 ]; then
+        printf '%s\n' "$(printf '%q ' "${fit[@]}")" "$(printf '%q ' "${audit[@]}")"
+        continue
     fi
-    if [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$last" ]; then
-        fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" --ckpt_path "$last")
+    mkdir -p "$run"
+    if [ $resume = 1 ]; then
         # the segment killed before this one counts up to its last checkpoint
         read -r start _ < <(tail -n 1 "$run/segments.tsv")
         awk -v s="$start" -v e="$(stat -c %Y "$last")" 'BEGIN {printf "%.1f\n", (e > s ? e - s : 0)}' \
@@ -45,14 +82,12 @@ for name in "$@"; do
     else
         rm -f "$run/segments.tsv" "$run/segment_seconds" "$run/fit.log"   # --overwrite starts the run again
     fi
-    audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$run/checkpoints/last.ckpt"
-           --output "$out/audit" "${audit_args[@]}")
     trained=$(code_state)
     t0=$(date +%s.%N)
     printf '%s\t%s\n' "${t0%.*}" "$trained" >> "$run/segments.tsv"
     # every segment logs to the same offline W&B run, named by the first segment's start
     export OMP_NUM_THREADS=$threads WANDB_MODE=offline WANDB_RESUME=allow \
-        WANDB_RUN_ID="cpu-$name-$(head -n 1 "$run/segments.tsv" | cut -f1)"
+        WANDB_RUN_ID="cpu-${run#runs/cpu/}-$(head -n 1 "$run/segments.tsv" | cut -f1)"
     "${fit[@]}" >> "$run/fit.log" 2>&1; t1=$(date +%s.%N)
     prior=0
     [ ! -f "$run/segment_seconds" ] || prior=$(awk '{s += $1} END {printf "%.1f", s}' "$run/segment_seconds")
@@ -63,12 +98,14 @@ for name in "$@"; do
     [ "$audited" = "$trained" ] || commit="$commit (audit: $audited)"   # the code changed while it trained
     "${audit[@]}" > "$run/audit.log" 2>&1; t2=$(date +%s.%N)
     cp "$run/privacy_curve.csv" "$out/"
-    "$PY" - "$out/run.json" "$t0" "$t1" "$t2" "$threads" "${fit[*]}" "${audit[*]}" "$commit" "$prior" \
-        "$(wc -l < "$run/segments.tsv")" <<'PYEOF'
-import json, sys, platform, datetime
-path, t0, t1, t2, threads, fit, audit, commit, prior, segments = sys.argv[1:]
+    # the commands as one shell line each (quoted where needed)
+    "$PY" - "$out/run.json" "$t0" "$t1" "$t2" "$threads" "$commit" "$prior" "$(wc -l < "$run/segments.tsv")" \
+        "$seed" "${#fit[@]}" "${fit[@]}" "${audit[@]}" <<'PYEOF'
+import json, shlex, sys, platform, datetime
+path, t0, t1, t2, threads, commit, prior, segments, seed, n, *commands = sys.argv[1:]
 t0, t1, t2, prior = float(t0), float(t1), float(t2), float(prior)
-json.dump({"fit_command": fit, "audit_command": audit, "fit_segments": int(segments),
+fit, audit = shlex.join(commands[:int(n)]), shlex.join(commands[int(n):])
+json.dump({"fit_command": fit, "audit_command": audit, "seed": int(seed), "fit_segments": int(segments),
            "fit_seconds": round(prior + t1 - t0, 1), "audit_seconds": round(t2 - t1, 1), "threads": int(threads),
            "machine": f"{platform.machine()} CPU, {threads} thread(s) per run", "commit": commit,
            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},

@@ -4,8 +4,13 @@ file that exist, and each of its numbers equals the one in those files; publishe
 import csv
 import itertools
 import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from results.make_results import METHODS
@@ -194,15 +199,21 @@ def test_every_row_audits_its_configs_final_step_at_the_studys_budget():
             assert meta["global_step"] == make_results.final_step(run) > 0
 
 
+def copy_run(results, run: str):
+    """``run``'s small results files into the test's own results folder."""
+    folder = results / "cpu" / run
+    folder.mkdir(parents=True)
+    for name in ("audit.json", "privacy_curve.csv", "run.json"):
+        (folder / name).write_text((ROOT / "results" / "cpu" / run / name).read_text())
+    return folder
+
+
 @pytest.fixture
 def copied_run(tmp_path, monkeypatch):
     """yale_natural's results files in a results folder of the test's own, which make_results reads."""
     from results import make_results
 
-    run = tmp_path / "cpu" / "yale_natural"
-    run.mkdir(parents=True)
-    for name in ("audit.json", "privacy_curve.csv", "run.json"):
-        (run / name).write_text((ROOT / "results" / "cpu" / run.name / name).read_text())
+    run = copy_run(tmp_path, "yale_natural")
     monkeypatch.setattr(make_results, "RESULTS", tmp_path)
     make_results.audit_file.cache_clear()
     assert make_results.runs("yale") == [run.name]
@@ -225,6 +236,94 @@ def test_a_row_not_audited_at_its_final_step_or_budget_or_by_named_code_is_refus
     make_results.audit_file.cache_clear()
     with pytest.raises(ValueError, match=match):
         make_results.runs("yale")
+
+
+def add_seed(folder, seed: int, i_a: float, i_b: float) -> None:
+    """A seed run of ``folder``'s run: its audit with I_A's and I_B's accuracy set, its run.json naming the seed."""
+    (folder / "seeds" / str(seed)).mkdir(parents=True)
+    report = json.loads((folder / "audit.json").read_text())
+    report["strategies"]["I_A"]["accuracy"], report["strategies"]["I_B"]["accuracy"] = i_a, i_b
+    (folder / "seeds" / str(seed) / "audit.json").write_text(json.dumps(report))
+    info = {**json.loads((folder / "run.json").read_text()), "seed": seed}
+    (folder / "seeds" / str(seed) / "run.json").write_text(json.dumps(info))
+
+
+def test_seed_rows_are_the_mean_and_sd_of_their_runs_and_gaps_pair_seeds(copied_run):
+    """Issue 16's seeds: mean ± sample sd over seed 0 (the row) and each seed folder; robust − natural per seed."""
+    from results import make_results
+
+    pgd = copy_run(copied_run.parent.parent, "yale_pgd")
+    nat_a, nat_b = (make_results.audit("yale_natural")[key]["accuracy"] for key in ("I_A", "I_B"))
+    pgd_a, pgd_b = (make_results.audit("yale_pgd")[key]["accuracy"] for key in ("I_A", "I_B"))
+    add_seed(copied_run, 1, 0.52, 0.55)
+    add_seed(copied_run, 2, 0.50, 0.53)
+    add_seed(pgd, 1, 0.66, 0.54)   # I_B below natural's seed 1: the I_B gap changes sign
+    add_seed(pgd, 2, 0.64, 0.60)
+    add_seed(pgd, 3, 0.70, 0.70)   # natural has no seed 3: not paired
+    lines = make_results.seeds_table("yale")
+    first = lines[:lines.index("")]   # the mean ± sd table; the paired gaps follow
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.strip("|").split("|")] for l in first[2:]}
+
+    def spread(values):
+        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+    assert rows["yale_natural"][1] == "0, 1, 2" and rows["yale_pgd"][1] == "0, 1, 2, 3"
+    assert rows["yale_natural"][6:8] == [spread([nat_b, 0.55, 0.53]), spread([nat_a, 0.52, 0.50])]
+    assert rows["yale_pgd"][6:8] == [spread([pgd_b, 0.54, 0.60, 0.70]), spread([pgd_a, 0.66, 0.64, 0.70])]
+    gap = [l for l in lines if l.startswith("| yale_pgd | 0, 1, 2 |")]
+    assert len(gap) == 1
+    cells = [c.strip() for c in gap[0].strip("|").split("|")]
+    a_gaps, b_gaps = [pgd_a - nat_a, 0.14, 0.14], [pgd_b - nat_b, -0.01, 0.07]
+    assert cells[2:6] == [spread(a_gaps), ", ".join(f"{g:+.4f}" for g in a_gaps),
+                          spread(b_gaps), ", ".join(f"{g:+.4f}" for g in b_gaps)]
+    assert cells[6] == "I_A: yes; I_B: no"
+    listed = [l for l in make_results.commands("yale") if l.startswith("  - seed ")]   # each seed run's commands
+    assert [l.split()[2] for l in listed] == ["1", "2", "1", "2", "3"]
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda report, info: info.update(seed=2), "is of seed 2, not 1"),
+    (lambda report, info: info.pop("commit"), "names no commit"),
+    (lambda report, info: report["meta"].update(global_step=95), "not at the final step"),
+])
+def test_a_seed_run_of_another_seed_step_or_unnamed_code_is_refused(copied_run, change, match):
+    from results import make_results
+
+    add_seed(copied_run, 1, 0.52, 0.55)
+    folder = copied_run / "seeds" / "1"
+    report, info = (json.loads((folder / name).read_text()) for name in ("audit.json", "run.json"))
+    change(report, info)
+    (folder / "audit.json").write_text(json.dumps(report))
+    (folder / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=match):
+        make_results.seeds_table("yale")
+
+
+def test_run_sh_seeds_shift_both_seeds_into_their_own_folders():
+    """PRIVROB_SEED=S: seed_everything and the split's seed both shifted by S, a run folder and a results folder of
+    their own, and the fit command is one the CLI takes; a bad value is refused before any work."""
+    import yaml
+
+    env = {**os.environ, "PYTHON": sys.executable, "PRIVROB_SEED": "2", "PRIVROB_DRY_RUN": "1"}
+    folder = ROOT / "runs" / "cpu" / "yale_natural_seed2"
+    existed = folder.exists()
+    r = subprocess.run(["bash", "results/run.sh", "yale_natural"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    fit, audit = [shlex.split(line) for line in r.stdout.splitlines()]
+    assert fit[fit.index("--seed_everything") + 1] == "4557079" and fit[fit.index("--data.init_args.seed") + 1] == "2"
+    assert audit[audit.index("--config") + 1] == "runs/cpu/yale_natural_seed2/config.yaml"
+    assert audit[audit.index("--output") + 1] == "results/cpu/yale_natural/seeds/2/audit"
+    assert folder.exists() == existed  # a dry run makes nothing
+    printed = subprocess.run(fit[:-2] + ["--print_config"], cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "WANDB_MODE": "disabled"})
+    assert printed.returncode == 0, printed.stderr
+    config = yaml.safe_load(printed.stdout)
+    assert (config["seed_everything"], config["data"]["init_args"]["seed"]) == (4557079, 2)
+    assert config["trainer"]["default_root_dir"] == "runs/cpu/yale_natural_seed2"
+    for value in ("-1", "x", "01"):
+        r = subprocess.run(["bash", "results/run.sh", "yale_natural"], cwd=ROOT, capture_output=True, text=True,
+                           env={**env, "PRIVROB_SEED": value})
+        assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith("privrob: error: PRIVROB_SEED"), r.stderr
 
 
 def strong_tables() -> dict[str, list[dict]]:
