@@ -234,19 +234,27 @@ def seed_folders(run: str) -> list[Path]:
     return sorted((p.parent for p in found), key=lambda p: int(p.name))
 
 
+def seed_run(run: str, folder: Path) -> tuple[dict, dict]:
+    """The audit and run.json of one seed folder of ``run``, refused unless both are of that seed's own run (its
+    checkpoint, its seed), at the config's final step and budget, with its commit named."""
+    seed, info = int(folder.name), json.loads((folder / "run.json").read_text())
+    report = json.loads((folder / "audit.json").read_text())
+    where, rerun = folder.relative_to(RESULTS.parent), f"PRIVROB_SEED={seed} bash results/run.sh {run}"
+    if seed == 0:
+        raise ValueError(f"{where}: seed 0 is the config's own run, results/cpu/{run}, not a seed folder")
+    if info.get("seed") != seed:
+        raise ValueError(f"{where}: its run.json is of seed {info.get('seed')}, not {seed}; re-run {rerun}")
+    checkpoint = f"runs/cpu/{run}_seed{seed}/checkpoints/last.ckpt"
+    if report["meta"].get("checkpoint") != checkpoint:
+        raise ValueError(f"{where}: audits {report['meta'].get('checkpoint')}, not {checkpoint}; re-run {rerun}")
+    check_audit(run, report["meta"], info, str(where), rerun)
+    return report, info
+
+
 def seed_runs(run: str) -> dict[int, dict]:
     """``run``'s audits per seed offset: 0 is the config's own (the table's row), S >= 1 the run of
-    ``PRIVROB_SEED=S bash results/run.sh <run>`` (``results/cpu/<run>/seeds/S/``), each checked as a row is."""
-    found = {0: audit(run)}
-    for folder in seed_folders(run):
-        seed, info = int(folder.name), json.loads((folder / "run.json").read_text())
-        report = json.loads((folder / "audit.json").read_text())
-        where, rerun = folder.relative_to(RESULTS.parent), f"PRIVROB_SEED={seed} bash results/run.sh {run}"
-        if seed == 0 or info.get("seed") != seed:
-            raise ValueError(f"{where}: its run.json is of seed {info.get('seed')}, not {seed}; re-run {rerun}")
-        check_audit(run, report["meta"], info, str(where), rerun)
-        found[seed] = report["strategies"]
-    return found
+    ``PRIVROB_SEED=S bash results/run.sh <run>`` (``results/cpu/<run>/seeds/S/``, :func:`seed_run`)."""
+    return {0: audit(run), **{int(f.name): seed_run(run, f)[0]["strategies"] for f in seed_folders(run)}}
 
 
 def spread(values: list[float]) -> str:
@@ -256,7 +264,8 @@ def spread(values: list[float]) -> str:
 
 def seeds_table(dataset: str) -> list[str]:
     """Mean ± sd over the seeds of every run measured under several, then each robust run's gap to natural training
-    paired by seed (the same seed offset: the same split), with every seed's gap and whether their signs agree."""
+    paired by seed (the same seed offset, so the same split where the two configs' data seeds are equal, as in every
+    CPU config), with every seed's gap and whether their signs agree."""
     by_run = {run: found for run in runs(dataset) if len(found := seed_runs(run)) > 1}
     if not by_run:
         return []
@@ -271,7 +280,8 @@ def seeds_table(dataset: str) -> list[str]:
     paired = [(run, seeds) for run, seeds in paired if len(seeds) > 1]
     if paired:
         lines += ["", "| run − natural, paired by seed | seeds | I_A gap | I_A gap per seed | I_B gap "
-                  "| I_B gap per seed | sign the same for every seed |", "|---|---|---|---|---|---|---|"]
+                  "| I_B gap per seed | sign the same for every seed (a zero gap has none) |",
+                  "|---|---|---|---|---|---|---|"]
     for run, seeds in paired:
         cells, signs = [], []
         for key in ("I_A", "I_B"):
@@ -322,11 +332,13 @@ def mechanism_points(dataset: str) -> list[tuple[str, str, float, float]]:
     accuracy."""
     points = [(method, "published", p["adv_train_acc"] - p["adv_test_acc"], p["I_A"])
               for (d, method), p in published().items() if d == dataset]
-    for source, found in (("CPU", {run: audit(run) for run in runs(dataset)}),
-                          ("GPU", {run: gpu_run(run)[0]["strategies"] for run in gpu_runs(dataset)})):
-        for run, strategies in found.items():
-            m = measured(run, strategies)
-            points.append((run.split("_", 1)[1], source, m["adv_train_acc"] - m["adv_test_acc"], m["I_A"]))
+    measured_runs = [("CPU", run, audit(run)) for run in runs(dataset)]
+    measured_runs += [("CPU, other seed", run, strategies) for run in runs(dataset)
+                      for seed, strategies in seed_runs(run).items() if seed]
+    measured_runs += [("GPU", run, gpu_run(run)[0]["strategies"]) for run in gpu_runs(dataset)]
+    for source, run, strategies in measured_runs:
+        m = measured(run, strategies)
+        points.append((run.split("_", 1)[1], source, m["adv_train_acc"] - m["adv_test_acc"], m["I_A"]))
     return points
 
 
@@ -335,28 +347,32 @@ SUMMARY_PLOT = RESULTS / "summary_ia_vs_adv_gap.png"
 
 def summary_plot() -> None:
     """One panel per dataset: I_A against the adversarial generalisation gap, the published models hollow, privrob's
-    filled (a square on a GPU), a dotted line from each published model to privrob's measurement of it."""
+    filled (small: its other seeds; a square on a GPU), a dotted line from each published model to privrob's
+    measurement of it, chance dashed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = dict(zip(METHODS, plt.get_cmap("tab10").colors))
-    markers = {"published": "o", "CPU": "o", "GPU": "s"}
+    markers = {"published": ("o", 45), "CPU": ("o", 45), "CPU, other seed": ("o", 15), "GPU": ("s", 45)}
     fig, axes = plt.subplots(1, len(DATASETS), figsize=(10, 4.2))
     for ax, dataset in zip(axes, DATASETS):
         points = mechanism_points(dataset)
         where = {(method, source): (gap, ia) for method, source, gap, ia in points}
         for method, source, gap, ia in points:
-            ax.scatter(gap, ia, s=45, marker=markers[source], edgecolors=colours[method],
+            marker, size = markers[source]
+            ax.scatter(gap, ia, s=size, marker=marker, edgecolors=colours[method], alpha=0.8,
                        facecolors="none" if source == "published" else colours[method])
-            if source != "published" and (method, "published") in where:
+            if source in ("CPU", "GPU") and (method, "published") in where:
                 (x0, y0) = where[(method, "published")]
                 ax.plot([x0, gap], [y0, ia], ":", color=colours[method], lw=1)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")   # chance
         ax.set(title=DATASETS[dataset], xlabel="adv train acc − adv test acc", ylabel="I_A inference accuracy")
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colours[m], label=label) for m, label in METHODS.items()]
     handles += [plt.Line2D([], [], ls="", marker="o", mfc="none", color="grey", label="published"),
                 plt.Line2D([], [], ls="", marker="o", color="grey", label="privrob, CPU budget"),
+                plt.Line2D([], [], ls="", marker="o", ms=4, color="grey", label="privrob, CPU, other seeds"),
                 plt.Line2D([], [], ls="", marker="s", color="grey", label="privrob, GPU")]
     fig.legend(handles=handles, loc="center right", fontsize=8)
     fig.tight_layout(rect=(0, 0, 0.82, 1))
@@ -414,7 +430,7 @@ def commands(dataset: str) -> list[str]:
         out += [f"- `{run}` ({info['machine']}, finished {info['finished']}, {code(run)}):",
                 f"  `{info['fit_command']}`, then `{info['audit_command']}`"]
         for folder in seed_folders(run):
-            info = json.loads((folder / "run.json").read_text())
+            info = seed_run(run, folder)[1]
             out += [f"  - seed {folder.name} ({info['machine']}, finished {info['finished']}, commit {info['commit']}; "
                     f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}): `{info['fit_command']}`, "
                     f"then `{info['audit_command']}`"]
@@ -510,7 +526,8 @@ def render() -> str:
     parts += ["## The mechanism at a glance", "",
               "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the published "
               "models beside privrob's measurements: the study explains robust models' leakage by this gap "
-              "(Section 4). Hollow: published; filled: privrob on the CPU budget; squares: privrob on a GPU.", "",
+              "(Section 4). Hollow: published; filled: privrob on the CPU budget (small: its other seeds); squares: "
+              "privrob on a GPU; dashed: chance.", "",
               f"![I_A against the adversarial generalisation gap]({SUMMARY_PLOT.relative_to(ROOT)})", ""]
     strong = strong_runs()
     if strong:

@@ -3,38 +3,32 @@
 #   bash results/run.sh NAME [NAME...]          e.g.  bash results/run.sh yale_natural yale_pgd
 # For each NAME: `fit` on one CPU thread with W&B offline, then `audit` of the last checkpoint (all Yale points; a
 # seeded 2,000 + 2,000 for Fashion-MNIST), then results/cpu/NAME/{privacy_curve.csv, audit.json, audit.md, run.json}
-# (run.json: the commands, their wall times, the thread count, the commit of the code that ran, "+changes" if the
-# package, callbacks or configs differed from it). Checkpoints and W&B files stay in runs/cpu/NAME.
+# (run.json: the commands, their wall times, the thread count, the seed offset, the commit of the code that ran,
+# "+changes" if the package, callbacks or configs differed from it). Checkpoints and W&B files stay in runs/cpu/NAME.
 # Set PRIVROB_THREADS (default 1) to give each run more threads; two queues of one thread use both cores here.
 # A run longer than a session: PRIVROB_RESUME=1 continues runs/cpu/NAME from its checkpoints/last.ckpt (exact resume)
 # when it holds one. Each start of the fit is a segment (runs/cpu/NAME/segments.tsv: start time, commit); a segment
 # that was killed counts up to its last checkpoint (the work the next segment builds on), so run.json's fit_seconds
 # is the wall time of the training the final checkpoint holds, and its commit names every segment's code.
 # Seeds (issue 16): PRIVROB_SEED=S (S >= 1) runs each config once more with its seed_everything and its data module's
-# seed both shifted by S (the split and the initialisation change together), in runs/cpu/NAME_seedS, with its small
-# files in results/cpu/NAME/seeds/S/; make_results reports mean ± sd over the config's run and these.
+# seed both shifted by S (the split and the initialisation change together), in runs/cpu/NAME_seedS (W&B name
+# cpu_NAME_seedS), with its small files in results/cpu/NAME/seeds/S/; make_results reports mean ± sd over the config's
+# run and these.
 # PRIVROB_DRY_RUN=1 prints each run's fit and audit commands and runs nothing.
 set -euo pipefail
 fail() { echo "privrob: error: $*" >&2; exit 2; }
 [ $# -ge 1 ] || fail "usage: bash results/run.sh NAME [NAME...]  (configs/cpu/NAME.yaml)"
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-threads=${PRIVROB_THREADS:-1} seed=${PRIVROB_SEED:-0}
+threads=${PRIVROB_THREADS:-1} seed=${PRIVROB_SEED:-0} resume=${PRIVROB_RESUME:-0} dry=${PRIVROB_DRY_RUN:-0}
 [[ $threads =~ ^[1-9][0-9]*$ ]] || fail "PRIVROB_THREADS must be a positive integer, got '$threads'"
 [[ $seed =~ ^(0|[1-9][0-9]*)$ ]] || fail "PRIVROB_SEED must be a non-negative integer, got '$seed'"
+[[ $resume =~ ^[01]$ ]] || fail "PRIVROB_RESUME must be 0 or 1, got '$resume'"
+[[ $dry =~ ^[01]$ ]] || fail "PRIVROB_DRY_RUN must be 0 or 1, got '$dry'"
 for name in "$@"; do
     [ -f "configs/cpu/$name.yaml" ] || fail "no config configs/cpu/$name.yaml"
 done
-config_seeds() {   # "SEED_EVERYTHING DATA_SEED" of configs/cpu/$1.yaml
-    "$PY" - "configs/cpu/$1.yaml" <<'PYEOF'
-import sys, yaml
-config = yaml.safe_load(open(sys.argv[1]))
-seeds = config.get("seed_everything"), config["data"]["init_args"].get("seed")
-if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-    sys.exit(f"privrob: error: {sys.argv[1]} must set both seed_everything and data.init_args.seed for PRIVROB_SEED")
-print(*seeds)
-PYEOF
-}
+quoted() { "$PY" -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"; }   # one shell line
 code_state() {   # the commit, and "+changes" if the package, callbacks or configs differ from it (untracked too)
     echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
 }
@@ -42,20 +36,31 @@ folders() {   # "RUN OUT" of name $1 under PRIVROB_SEED
     if [ "$seed" = 0 ]; then echo "runs/cpu/$1 results/cpu/$1"
     else echo "runs/cpu/$1_seed$seed results/cpu/$1/seeds/$seed"; fi
 }
+logger_name() { echo "cpu_$1_seed$seed"; }   # a seed run's W&B name
+declare -A seeds_of   # per name, under PRIVROB_SEED: the config's "SEED_EVERYTHING DATA_SEED"
 for name in "$@"; do   # every name checked before any work
-    [ "$seed" = 0 ] || config_seeds "$name" > /dev/null || exit 2
     read -r run _ < <(folders "$name")
-    if [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$run/checkpoints/last.ckpt" ] && [ ! -f "$run/segments.tsv" ]; then
+    if [ "$resume" = 1 ] && [ -f "$run/checkpoints/last.ckpt" ] && [ ! -f "$run/segments.tsv" ]; then
         fail "$run has a checkpoint but no segments.tsv (its start was not timed): not resumed"
     fi
+    [ "$seed" = 0 ] && continue
+    # the config's seeds as the command line resolves them (defaults included), the W&B name override checked alike
+    seeds=$("$PY" -m privrob fit --config "configs/cpu/$name.yaml" \
+            --trainer.logger.init_args.name "$(logger_name "$name")" --print_config 2> /dev/null |
+            "$PY" -c 'import sys, yaml
+c = yaml.safe_load(sys.stdin)
+print(c["seed_everything"], c["data"]["init_args"]["seed"])' 2> /dev/null) &&
+        [[ $seeds =~ ^[0-9]+\ [0-9]+$ ]] ||
+        fail "configs/cpu/$name.yaml: PRIVROB_SEED needs integer seed_everything and data seed and a W&B logger"
+    seeds_of[$name]=$seeds
 done
 for name in "$@"; do
     read -r run out < <(folders "$name")
-    seed_args=()
+    options=()
     if [ "$seed" != 0 ]; then
-        read -r init split < <(config_seeds "$name")
-        seed_args=(--seed_everything $((init + seed)) --data.init_args.seed $((split + seed))
-                   --trainer.default_root_dir "$run")
+        read -r init split <<< "${seeds_of[$name]}"
+        options=(--seed_everything $((init + seed)) --data.init_args.seed $((split + seed))
+                 --trainer.default_root_dir "$run" --trainer.logger.init_args.name "$(logger_name "$name")")
     fi
     audit_args=()
     case $name in
@@ -63,18 +68,18 @@ for name in "$@"; do
         yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;  # by IBP at 8/255, as the study
         *_ibp) audit_args=(--bound_methods "[ibp]");;   # the study certified its IBP models by IBP
     esac
-    last=$run/checkpoints/last.ckpt resume=0
-    [ "${PRIVROB_RESUME:-0}" = 1 ] && [ -f "$last" ] && resume=1
-    fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" "${seed_args[@]}")
-    if [ $resume = 1 ]; then fit+=(--ckpt_path "$last"); else fit+=(--overwrite true); fi  # a re-run replaces the last
+    last=$run/checkpoints/last.ckpt resumed=0
+    if [ "$resume" = 1 ] && [ -f "$last" ]; then resumed=1; fi
+    fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" "${options[@]}")
+    if [ $resumed = 1 ]; then fit+=(--ckpt_path "$last"); else fit+=(--overwrite true); fi  # a re-run replaces the last
     audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$last" --output "$out/audit"
            "${audit_args[@]}")
-    if [ "${PRIVROB_DRY_RUN:-0}" = 1 ]; then
-        printf '%s\n' "$(printf '%q ' "${fit[@]}")" "$(printf '%q ' "${audit[@]}")"
+    if [ "$dry" = 1 ]; then
+        quoted "${fit[@]}"; quoted "${audit[@]}"
         continue
     fi
     mkdir -p "$run"
-    if [ $resume = 1 ]; then
+    if [ $resumed = 1 ]; then
         # the segment killed before this one counts up to its last checkpoint
         read -r start _ < <(tail -n 1 "$run/segments.tsv")
         awk -v s="$start" -v e="$(stat -c %Y "$last")" 'BEGIN {printf "%.1f\n", (e > s ? e - s : 0)}' \
@@ -98,13 +103,11 @@ for name in "$@"; do
     [ "$audited" = "$trained" ] || commit="$commit (audit: $audited)"   # the code changed while it trained
     "${audit[@]}" > "$run/audit.log" 2>&1; t2=$(date +%s.%N)
     cp "$run/privacy_curve.csv" "$out/"
-    # the commands as one shell line each (quoted where needed)
     "$PY" - "$out/run.json" "$t0" "$t1" "$t2" "$threads" "$commit" "$prior" "$(wc -l < "$run/segments.tsv")" \
-        "$seed" "${#fit[@]}" "${fit[@]}" "${audit[@]}" <<'PYEOF'
-import json, shlex, sys, platform, datetime
-path, t0, t1, t2, threads, commit, prior, segments, seed, n, *commands = sys.argv[1:]
+        "$seed" "$(quoted "${fit[@]}")" "$(quoted "${audit[@]}")" <<'PYEOF'
+import json, sys, platform, datetime
+path, t0, t1, t2, threads, commit, prior, segments, seed, fit, audit = sys.argv[1:]
 t0, t1, t2, prior = float(t0), float(t1), float(t2), float(prior)
-fit, audit = shlex.join(commands[:int(n)]), shlex.join(commands[int(n):])
 json.dump({"fit_command": fit, "audit_command": audit, "seed": int(seed), "fit_segments": int(segments),
            "fit_seconds": round(prior + t1 - t0, 1), "audit_seconds": round(t2 - t1, 1), "threads": int(threads),
            "machine": f"{platform.machine()} CPU, {threads} thread(s) per run", "commit": commit,

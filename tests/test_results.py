@@ -214,6 +214,7 @@ def copied_run(tmp_path, monkeypatch):
     from results import make_results
 
     run = copy_run(tmp_path, "yale_natural")
+    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
     monkeypatch.setattr(make_results, "RESULTS", tmp_path)
     make_results.audit_file.cache_clear()
     assert make_results.runs("yale") == [run.name]
@@ -238,58 +239,100 @@ def test_a_row_not_audited_at_its_final_step_or_budget_or_by_named_code_is_refus
         make_results.runs("yale")
 
 
-def add_seed(folder, seed: int, i_a: float, i_b: float) -> None:
-    """A seed run of ``folder``'s run: its audit with I_A's and I_B's accuracy set, its run.json naming the seed."""
+#: the seed table's columns, as (strategy in audit.json, key)
+SEED_COLUMNS = (("I_B", "train_acc"), ("I_B", "test_acc"), ("I_A", "train_acc"), ("I_A", "test_acc"),
+                ("I_B", "accuracy"), ("I_A", "accuracy"))
+
+
+def add_seed(folder, seed: int, values: tuple) -> None:
+    """A seed run of ``folder``'s run: its audit with SEED_COLUMNS set to ``values`` and its own checkpoint, its
+    run.json naming the seed."""
     (folder / "seeds" / str(seed)).mkdir(parents=True)
     report = json.loads((folder / "audit.json").read_text())
-    report["strategies"]["I_A"]["accuracy"], report["strategies"]["I_B"]["accuracy"] = i_a, i_b
+    for (strategy, key), value in zip(SEED_COLUMNS, values):
+        report["strategies"][strategy][key] = value
+    report["meta"]["checkpoint"] = f"runs/cpu/{folder.name}_seed{seed}/checkpoints/last.ckpt"
     (folder / "seeds" / str(seed) / "audit.json").write_text(json.dumps(report))
     info = {**json.loads((folder / "run.json").read_text()), "seed": seed}
     (folder / "seeds" / str(seed) / "run.json").write_text(json.dumps(info))
 
 
+def seed_values(folder) -> dict[int, list[float]]:
+    """SEED_COLUMNS of a run folder's audit (seed 0) and of each of its seed folders, read from the files."""
+    audits = {0: folder / "audit.json", **{int(p.parent.name): p for p in (folder / "seeds").glob("*/audit.json")}}
+    return {seed: [json.loads(path.read_text())["strategies"][s][k] for s, k in SEED_COLUMNS]
+            for seed, path in sorted(audits.items())}
+
+
+def spread(values) -> str:
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
+def seed_tables(lines: list[str]) -> tuple[dict, dict]:
+    """The seed table's rows ({run: cells}) and the paired gaps' ({run: cells}) in ``lines``."""
+    rows, gaps, table = {}, {}, None
+    for line in lines:
+        if line.startswith("| run | seeds |"):
+            table = rows
+        elif line.startswith("| run − natural, paired by seed |"):
+            table = gaps
+        elif table is not None and line.startswith("| ") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            table[cells[0]] = cells[1:]
+        elif not line.startswith("|"):
+            table = None
+    return rows, gaps
+
+
 def test_seed_rows_are_the_mean_and_sd_of_their_runs_and_gaps_pair_seeds(copied_run):
-    """Issue 16's seeds: mean ± sample sd over seed 0 (the row) and each seed folder; robust − natural per seed."""
+    """Issue 16's seeds: every column's mean ± sample sd over seed 0 (the row) and each seed folder; robust − natural
+    paired by seed, not by position; every seed run's commands listed."""
     from results import make_results
 
     pgd = copy_run(copied_run.parent.parent, "yale_pgd")
-    nat_a, nat_b = (make_results.audit("yale_natural")[key]["accuracy"] for key in ("I_A", "I_B"))
-    pgd_a, pgd_b = (make_results.audit("yale_pgd")[key]["accuracy"] for key in ("I_A", "I_B"))
-    add_seed(copied_run, 1, 0.52, 0.55)
-    add_seed(copied_run, 2, 0.50, 0.53)
-    add_seed(pgd, 1, 0.66, 0.54)   # I_B below natural's seed 1: the I_B gap changes sign
-    add_seed(pgd, 2, 0.64, 0.60)
-    add_seed(pgd, 3, 0.70, 0.70)   # natural has no seed 3: not paired
-    lines = make_results.seeds_table("yale")
-    first = lines[:lines.index("")]   # the mean ± sd table; the paired gaps follow
-    rows = {l.split("|")[1].strip(): [c.strip() for c in l.strip("|").split("|")] for l in first[2:]}
-
-    def spread(values):
-        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
-
-    assert rows["yale_natural"][1] == "0, 1, 2" and rows["yale_pgd"][1] == "0, 1, 2, 3"
-    assert rows["yale_natural"][6:8] == [spread([nat_b, 0.55, 0.53]), spread([nat_a, 0.52, 0.50])]
-    assert rows["yale_pgd"][6:8] == [spread([pgd_b, 0.54, 0.60, 0.70]), spread([pgd_a, 0.66, 0.64, 0.70])]
-    gap = [l for l in lines if l.startswith("| yale_pgd | 0, 1, 2 |")]
-    assert len(gap) == 1
-    cells = [c.strip() for c in gap[0].strip("|").split("|")]
-    a_gaps, b_gaps = [pgd_a - nat_a, 0.14, 0.14], [pgd_b - nat_b, -0.01, 0.07]
-    assert cells[2:6] == [spread(a_gaps), ", ".join(f"{g:+.4f}" for g in a_gaps),
-                          spread(b_gaps), ", ".join(f"{g:+.4f}" for g in b_gaps)]
-    assert cells[6] == "I_A: yes; I_B: no"
+    add_seed(copied_run, 2, (1.0, 0.97, 0.03, 0.02, 0.60, 0.50))
+    add_seed(copied_run, 3, (0.99, 0.96, 0.04, 0.01, 0.54, 0.51))   # pgd has no seed 3: not paired
+    add_seed(pgd, 1, (0.98, 0.95, 0.97, 0.80, 0.58, 0.62))          # natural has no seed 1: not paired
+    add_seed(pgd, 2, (0.99, 0.94, 0.99, 0.78, 0.55, 0.66))          # I_B below natural's seed 2: its sign changes
+    rows, gaps = seed_tables(make_results.seeds_table("yale"))
+    for folder in (copied_run, pgd):
+        values = seed_values(folder)
+        assert rows[folder.name] == [", ".join(map(str, values))] + [spread(column) for column in zip(*values.values())]
+    nat, rob = seed_values(copied_run), seed_values(pgd)
+    assert list(gaps) == ["yale_pgd"] and gaps["yale_pgd"][0] == "0, 2"
+    a_gaps, b_gaps = ([rob[s][i] - nat[s][i] for s in (0, 2)] for i in (5, 4))
+    assert a_gaps[0] > 0 and b_gaps[0] > 0   # seed 0's gaps are positive, so seed 2's negative I_B gap differs
+    assert gaps["yale_pgd"][1:] == [spread(a_gaps), ", ".join(f"{g:+.4f}" for g in a_gaps),
+                                    spread(b_gaps), ", ".join(f"{g:+.4f}" for g in b_gaps), "I_A: yes; I_B: no"]
     listed = [l for l in make_results.commands("yale") if l.startswith("  - seed ")]   # each seed run's commands
-    assert [l.split()[2] for l in listed] == ["1", "2", "1", "2", "3"]
+    assert [l.split()[2] for l in listed] == ["2", "3", "1", "2"]
+    seeds = {(m, round(gap, 6), round(ia, 6)) for m, s, gap, ia in make_results.mechanism_points("yale")
+             if s == "CPU, other seed"}
+    assert seeds == {(m, round(v[2] - v[3], 6), round(v[5], 6)) for m, folder in (("natural", copied_run), ("pgd", pgd))
+                     for seed, v in seed_values(folder).items() if seed}
+
+
+def test_results_md_seed_rows_equal_their_files():
+    """RESULTS.md's seed table has a row for every run with seed folders, each the mean ± sd of its files."""
+    rows, _ = seed_tables(RESULTS_MD.read_text().splitlines())
+    folders = {p.parent.parent.parent for p in (ROOT / "results" / "cpu").glob("*/seeds/*/run.json")}
+    assert set(rows) == {folder.name for folder in folders}
+    for folder in folders:
+        values = seed_values(folder)
+        assert rows[folder.name] == [", ".join(map(str, values))] + [spread(column) for column in zip(*values.values())]
 
 
 @pytest.mark.parametrize("change, match", [
     (lambda report, info: info.update(seed=2), "is of seed 2, not 1"),
     (lambda report, info: info.pop("commit"), "names no commit"),
     (lambda report, info: report["meta"].update(global_step=95), "not at the final step"),
+    (lambda report, info: report["meta"].update(checkpoint="runs/cpu/yale_natural/checkpoints/last.ckpt"),
+     "not runs/cpu/yale_natural_seed1/checkpoints/last.ckpt"),
 ])
 def test_a_seed_run_of_another_seed_step_or_unnamed_code_is_refused(copied_run, change, match):
     from results import make_results
 
-    add_seed(copied_run, 1, 0.52, 0.55)
+    add_seed(copied_run, 1, (1.0, 0.97, 0.03, 0.02, 0.60, 0.50))
     folder = copied_run / "seeds" / "1"
     report, info = (json.loads((folder / name).read_text()) for name in ("audit.json", "run.json"))
     change(report, info)
@@ -299,31 +342,47 @@ def test_a_seed_run_of_another_seed_step_or_unnamed_code_is_refused(copied_run, 
         make_results.seeds_table("yale")
 
 
+def test_a_seed_folder_0_is_refused(copied_run):
+    from results import make_results
+
+    add_seed(copied_run, 0, (1.0, 0.97, 0.03, 0.02, 0.60, 0.50))
+    with pytest.raises(ValueError, match="seed 0 is the config's own run"):
+        make_results.seeds_table("yale")
+
+
 def test_run_sh_seeds_shift_both_seeds_into_their_own_folders():
-    """PRIVROB_SEED=S: seed_everything and the split's seed both shifted by S, a run folder and a results folder of
-    their own, and the fit command is one the CLI takes; a bad value is refused before any work."""
+    """PRIVROB_SEED=S: seed_everything and the split's seed (a default one included) both shifted by S, a run folder,
+    a results folder and a W&B name of their own, and a fit command the CLI takes; bad values refused before any
+    work."""
     import yaml
 
     env = {**os.environ, "PYTHON": sys.executable, "PRIVROB_SEED": "2", "PRIVROB_DRY_RUN": "1"}
-    folder = ROOT / "runs" / "cpu" / "yale_natural_seed2"
-    existed = folder.exists()
-    r = subprocess.run(["bash", "results/run.sh", "yale_natural"], cwd=ROOT, env=env, capture_output=True, text=True)
+    made = [ROOT / "runs" / "cpu" / "yale_natural_seed2", ROOT / "results" / "cpu" / "yale_natural" / "seeds",
+            ROOT / "runs" / "cpu" / "fmnist_pgd_seed2", ROOT / "results" / "cpu" / "fmnist_pgd" / "seeds"]
+    existed = [folder.exists() for folder in made]
+    r = subprocess.run(["bash", "results/run.sh", "yale_natural", "fmnist_pgd"], cwd=ROOT, env=env,
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    fit, audit = [shlex.split(line) for line in r.stdout.splitlines()]
-    assert fit[fit.index("--seed_everything") + 1] == "4557079" and fit[fit.index("--data.init_args.seed") + 1] == "2"
-    assert audit[audit.index("--config") + 1] == "runs/cpu/yale_natural_seed2/config.yaml"
-    assert audit[audit.index("--output") + 1] == "results/cpu/yale_natural/seeds/2/audit"
-    assert folder.exists() == existed  # a dry run makes nothing
-    printed = subprocess.run(fit[:-2] + ["--print_config"], cwd=ROOT, capture_output=True, text=True,
-                             env={**os.environ, "WANDB_MODE": "disabled"})
-    assert printed.returncode == 0, printed.stderr
-    config = yaml.safe_load(printed.stdout)
-    assert (config["seed_everything"], config["data"]["init_args"]["seed"]) == (4557079, 2)
-    assert config["trainer"]["default_root_dir"] == "runs/cpu/yale_natural_seed2"
-    for value in ("-1", "x", "01"):
+    assert [folder.exists() for folder in made] == existed  # a dry run makes nothing
+    commands = [shlex.split(line) for line in r.stdout.splitlines()]
+    assert len(commands) == 4
+    for (fit, audit), name, seeds in zip((commands[:2], commands[2:]), ("yale_natural", "fmnist_pgd"),
+                                         ((4557079, 2), (4557079, 2))):   # fmnist_pgd keeps the default split seed 0
+        assert audit[audit.index("--config") + 1] == f"runs/cpu/{name}_seed2/config.yaml"
+        assert audit[audit.index("--output") + 1] == f"results/cpu/{name}/seeds/2/audit"
+        assert fit[-2:] == ["--overwrite", "true"]
+        printed = subprocess.run(fit[:-2] + ["--print_config"], cwd=ROOT, capture_output=True, text=True,
+                                 env={**os.environ, "WANDB_MODE": "disabled"})
+        assert printed.returncode == 0, printed.stderr
+        config = yaml.safe_load(printed.stdout)
+        assert (config["seed_everything"], config["data"]["init_args"]["seed"]) == seeds
+        assert config["trainer"]["default_root_dir"] == f"runs/cpu/{name}_seed2"
+        assert config["trainer"]["logger"]["init_args"]["name"] == f"cpu_{name}_seed2"
+    for variable, value in (("PRIVROB_SEED", "-1"), ("PRIVROB_SEED", "x"), ("PRIVROB_SEED", "01"),
+                            ("PRIVROB_THREADS", "0"), ("PRIVROB_RESUME", "yes"), ("PRIVROB_DRY_RUN", "yes")):
         r = subprocess.run(["bash", "results/run.sh", "yale_natural"], cwd=ROOT, capture_output=True, text=True,
-                           env={**env, "PRIVROB_SEED": value})
-        assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith("privrob: error: PRIVROB_SEED"), r.stderr
+                           env={**env, variable: value})
+        assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith(f"privrob: error: {variable}"), r.stderr
 
 
 def strong_tables() -> dict[str, list[dict]]:
