@@ -463,8 +463,16 @@ def strong_attacks(run: str) -> list[str]:
               f"{training['max_epochs']} epochs")
     sizes = [f"{n:,}" for n in sorted({min(meta["reference_sizes"]), max(meta["reference_sizes"])})]
     lowest = rows["I_B"]["lowest_fpr"]
+    import yaml
+
+    row_format = yaml.safe_load((ROOT / "configs" / "cpu" / f"{run}.yaml").read_text())["model"]["init_args"].get(
+        "memory_format", "contiguous")
+    target_format = info.get("target_memory_format", row_format)
+    retrained = ("" if target_format == row_format else
+                 f"The target was trained again in the {target_format} memory format (the table's row: {row_format}; "
+                 "the same config and seeds, float32 rounding apart), so its I_B and I_A here are that model's. ")
     lines = [f"### `{run}`", "",
-             f"{meta['num_reference']} reference models (`{meta['reference_training_set']}` training sets of "
+             retrained + f"{meta['num_reference']} reference models (`{meta['reference_training_set']}` training sets of "
              f"{' to '.join(sizes)} examples, {length} each); "
              f"{int(rows['I_B']['members'])} members + {int(rows['I_B']['nonmembers'])} non-members audited; "
              f"adversarial signal: {meta['attack']} at ε {meta['eps']:g}; RMIA offline a: "

@@ -385,6 +385,18 @@ def test_run_sh_seeds_shift_both_seeds_into_their_own_folders():
         assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith(f"privrob: error: {variable}"), r.stderr
 
 
+def test_references_sh_refuses_bad_options_before_any_work():
+    env = {**os.environ, "PYTHON": sys.executable}
+    for variable, value, message in (("PRIVROB_REFERENCE_JOBS", "0", "must be positive integers, got '0'"),
+                                     ("PRIVROB_REFERENCES", "x", "must be positive integers, got 'x'"),
+                                     ("PRIVROB_THREADS", "1", "no finished run runs/cpu/yale_nonexistent")):
+        r = subprocess.run(["bash", "results/references.sh", "yale_nonexistent"], cwd=ROOT, capture_output=True,
+                           text=True, env={**env, variable: value})
+        assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith("privrob: error: "), r.stderr
+        assert message in r.stderr.splitlines()[-1]
+    assert not (ROOT / "results" / "cpu" / "yale_nonexistent").exists()
+
+
 def strong_tables() -> dict[str, list[dict]]:
     """The strong-attack table of each run in RESULTS.md (its `### `<run>`` heading), rows as {column: cell}."""
     out, run, lines = {}, None, RESULTS_MD.read_text().splitlines()
@@ -428,7 +440,13 @@ def test_a_reference_audit_not_of_the_final_step_is_refused(copied_run):
     data["meta"]["eps"] = 0.0314
     data["meta"]["global_step"] = make_results.final_step(copied_run.name)
     (folder / "audit.json").write_text(json.dumps(data))
-    assert make_results.strong_attacks(copied_run.name)  # as its own, accepted
+    accepted = make_results.strong_attacks(copied_run.name)  # as its own, accepted
+    assert not any("trained again" in line for line in accepted)
+    info = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**info, "target_memory_format": "channels_last"}))
+    retrained = make_results.strong_attacks(copied_run.name)[2]   # a target trained again is said to be
+    assert retrained.startswith("The target was trained again in the channels_last memory format (the table's row: "
+                                "contiguous;")
     data["meta"]["global_step"] = make_results.final_step(copied_run.name) - 1
     (folder / "audit.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="not at the final step"):
