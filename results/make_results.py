@@ -472,7 +472,8 @@ def strong_attacks(run: str) -> list[str]:
                  f"The target was trained again in the {target_format} memory format (the table's row: {row_format}; "
                  "the same config and seeds, float32 rounding apart), so its I_B and I_A here are that model's. ")
     lines = [f"### `{run}`", "",
-             retrained + f"{meta['num_reference']} reference models (`{meta['reference_training_set']}` training sets of "
+             retrained + f"{meta['num_reference']} reference models "
+             f"(`{meta['reference_training_set']}` training sets of "
              f"{' to '.join(sizes)} examples, {length} each); "
              f"{int(rows['I_B']['members'])} members + {int(rows['I_B']['nonmembers'])} non-members audited; "
              f"adversarial signal: {meta['attack']} at ε {meta['eps']:g}; RMIA offline a: "
@@ -532,8 +533,8 @@ def render() -> str:
                   "Commands (each with W&B offline, on the CPU threads listed; `bash results/run.sh <run>` runs both):", "",
                   *commands(dataset), ""]
     parts += ["## The mechanism at a glance", "",
-              "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the published "
-              "models beside privrob's measurements: the study explains robust models' leakage by this gap "
+              "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the "
+              "published models beside privrob's measurements: the study explains robust models' leakage by this gap "
               "(Section 4). Hollow: published; filled: privrob on the CPU budget (small: its other seeds); squares: "
               "privrob on a GPU; dashed: chance.", "",
               f"![I_A against the adversarial generalisation gap]({SUMMARY_PLOT.relative_to(ROOT)})", ""]

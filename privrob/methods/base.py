@@ -50,7 +50,7 @@ EXECUTION_SETTINGS = ("memory_format", "scoring_memory_format", "compile")
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled_bound(mode: str):
+def compiled_bound(mode: str):
     """``worst_case_logits`` compiled once per mode for the process (a module attribute would not pickle)."""
     return torch.compile(worst_case_logits, mode=mode)
 
@@ -177,7 +177,7 @@ class RobustTraining(pl.LightningModule):
         layer-by-layer passes are launch-bound on a GPU; the zonotope's generator count changes with the data, so it
         stays eager."""
         compiled = self.hparams.compile is not None and method in ("ibp", "box", "crown_ibp")  # data-independent shapes
-        bound = _compiled_bound(self.hparams.compile) if compiled else worst_case_logits
+        bound = compiled_bound(self.hparams.compile) if compiled else worst_case_logits
         return bound(self.backbone, x, y, eps, method, **kwargs)
 
     def cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
