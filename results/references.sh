@@ -33,6 +33,7 @@ case $name in
     fmnist_*) audit_args=(--num_points 2000);;   # as results/run.sh
     yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;
     *_ibp) audit_args=(--bound_methods "[ibp]");;
+    *_diffai) audit_args=(--bound_methods "[box]");;
 esac
 code_state() {
     echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"

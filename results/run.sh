@@ -67,6 +67,7 @@ for name in "$@"; do
         fmnist_*) audit_args=(--num_points 2000);;
         yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;  # by IBP at 8/255, as the study
         *_ibp) audit_args=(--bound_methods "[ibp]");;   # the study certified its IBP models by IBP
+        *_diffai) audit_args=(--bound_methods "[box]");;   # and DiffAI's by its box (Top.domRes)
     esac
     last=$run/checkpoints/last.ckpt resumed=0
     if [ "$resume" = 1 ] && [ -f "$last" ]; then resumed=1; fi
