@@ -4,8 +4,8 @@ K reference models are trained by the same method on random parts of a data pool
 so each example is "in" for some of them and "out" for the others. An example's statistic is the logit-scaled
 true-label confidence φ = z_y − logsumexp_{j≠y} z_j.
 Online LiRA scores the target's φ by the log-likelihood ratio of Gaussians fitted to the in- and out-models' φ;
-offline LiRA by the one-sided tail of the out-Gaussian alone. With few reference models the variance is pooled
-over examples (Carlini et al.'s "fixed variance").
+offline LiRA by the one-sided tail of the out-Gaussian alone. Each side's variance is pooled over examples
+(Carlini et al.'s "fixed variance", their choice with few reference models; privrob's audits use 4-16), unbiased.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def statistics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, bat
 
 
 def lira_scores(target: torch.Tensor, reference: torch.Tensor, inside: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Online and offline LiRA scores (higher: more likely a member).
+    """Online and offline LiRA scores (higher: more likely a member): log N(φ; μ_in, σ_in) − log N(φ; μ_out, σ_out),
+    and log Φ((φ − μ_out)/σ_out), the log of the out-Gaussian's one-sided tail (Φ itself rounds to 1 beyond 8.3σ,
+    tying the strongest members exactly where a low-FPR TPR is read).
 
     Args:
         target: (n,) φ of the target model.
@@ -57,14 +59,17 @@ def lira_scores(target: torch.Tensor, reference: torch.Tensor, inside: torch.Ten
         raise ValueError("every example needs at least one reference model with it and one without it; "
                          "train more reference models")
     def fit(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w = mask.double()
-        mean = (reference * w).sum(0) / w.sum(0)
-        var = ((reference - mean) ** 2 * w).sum() / w.sum().clamp(min=1)  # pooled over examples
+        w, reference_ = mask.double(), reference.double()
+        count = w.sum(0)
+        mean = (reference_ * w).sum(0) / count
+        # pooled over examples, each with count − 1 degrees of freedom (an example seen once adds none)
+        var = ((reference_ - mean) ** 2 * w).sum() / (count - 1).sum().clamp(min=1)
         return mean, var.clamp(min=1e-12).sqrt()
 
+    target = target.double()
     mu_in, sd_in = fit(inside)
     mu_out, sd_out = fit(~inside)
     normal = torch.distributions.Normal
     online = normal(mu_in, sd_in).log_prob(target) - normal(mu_out, sd_out).log_prob(target)
-    offline = normal(mu_out, sd_out).cdf(target)
+    offline = torch.special.log_ndtr((target - mu_out) / sd_out)
     return {"online": online, "offline": offline}

@@ -1,5 +1,7 @@
 """The study's analyses that live in the audit: attack-budget sweeps and temperature scaling."""
 
+import math
+
 import pytest
 import torch
 
@@ -83,6 +85,22 @@ def test_lira_scores_follow_the_gaussians():
         assert membership_report(scores[is_member], scores[~is_member])["auc"] > 0.8
     with pytest.raises(ValueError, match="at least one reference model"):
         lira_scores(target, reference, torch.ones_like(inside))
+
+
+def test_lira_scores_known_answers():
+    """Example 0: in-models at φ 5 ± 0.1, out-models at 0 ± 0.1; example 1: both at 5 ± 0.1; target φ 5 for both.
+    Each side's pooled variance is unbiased: (4 · 0.1²) / (2 examples · (2 − 1)) = 0.02, so example 0's online score
+    is 5² / (2 · 0.02) = 625 and example 1's 0; offline, log Φ(5/√0.02) beats log Φ(0) = log ½; and members beyond
+    Φ's rounding to 1 (8.3σ) keep their order offline."""
+    from privrob.privacy.lira import lira_scores
+
+    inside = torch.tensor([[True, True], [True, True], [False, False], [False, False]])
+    reference = torch.tensor([[4.9, 4.9], [5.1, 5.1], [-0.1, 4.9], [0.1, 5.1]], dtype=torch.float64)
+    scores = lira_scores(torch.tensor([5.0, 5.0]), reference, inside)
+    assert scores["online"].tolist() == pytest.approx([625.0, 0.0])
+    assert scores["offline"][1] == pytest.approx(math.log(0.5)) and scores["offline"][0] > scores["offline"][1]
+    far = lira_scores(torch.tensor([9 * 0.02 ** 0.5, 12 * 0.02 ** 0.5]), reference[:, [0, 0]], inside)["offline"]
+    assert far[0] < far[1] < 0   # log Φ(9) < log Φ(12) < 0, where Φ is 1.0 for both
 
 
 def _capture_figures(monkeypatch) -> list:
