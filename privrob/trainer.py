@@ -286,7 +286,8 @@ class PrivrobTrainer(pl.Trainer):
         meta = {"num_reference": saved["num_reference"], "reference_training_set": saved["training_set"],
                 "reference_seed": saved["seed"], "reference_training": saved["training"],
                 "reference_in_fraction": float(saved["inside"].double().mean()),
-                "reference_sizes": saved["inside"].sum(1).tolist(), "signals": signals, "rmia_offline_a": offline_a}
+                "reference_sizes": saved["inside"].sum(1).tolist(), "signals": signals, "rmia_offline_a": offline_a,
+                "lira_offline_score": "log_ndtr"}   # log Φ (privrob.privacy.lira; Φ itself before commit 1989431)
         return rows, curves, meta
 
     @staticmethod

@@ -444,6 +444,10 @@ STRONG = (("I_B", "I_B (threshold on confidence)", "clean"), ("I_A", "I_A (thres
                                     ("RMIA", "offline"))))
 
 
+#: marks the offline LiRA rows of an audit that scored them by Φ (tied beyond 8.3σ; privrob.privacy.lira)
+TIED = " ‡"
+
+
 def strong_runs() -> list[str]:
     """Runs audited with reference models (results/cpu/<run>/references/audit.json), in the tables' order."""
     return [run for dataset in DATASETS for run in runs(dataset)
@@ -480,10 +484,17 @@ def strong_attacks(run: str) -> list[str]:
              + ", ".join(f"{k} {v:g}" for k, v in meta["rmia_offline_a"].items()) + ".", "",
              f"| attack | signal | accuracy | AUC | TPR@0.1%FPR | TPR@1%FPR | TPR@{100 * lowest:.2g}%FPR (lowest) |",
              "|---|---|---|---|---|---|---|"]
+    tied = meta.get("lira_offline_score") != "log_ndtr"   # an audit of the code that scored offline LiRA by Φ
     for key, attack, signal in STRONG:
         r = rows[key]
+        attack += TIED if tied and attack == "LiRA offline" else ""
         lines.append(f"| {attack} | {signal} | {fmt(r['accuracy'])} | {fmt(r['auc'])} | {fmt(r['tpr@0.1%fpr'])} "
                      f"| {fmt(r['tpr@1%fpr'])} | {fmt(r['tpr@lowest_fpr'])} |")
+    if tied:
+        lines += ["", f"{TIED.strip()} Measured by the code before commit 1989431, which scored offline LiRA by Φ "
+                  "itself: Φ rounds to 1 beyond 8.3σ and ties the strongest members, so these rows' TPR at low FPR may "
+                  f"be understated; `bash results/references.sh {run}` measures them again (reusing the references "
+                  f"while runs/cpu/{run}/references holds them)."]
     shadow = json.loads((folder / "audit.shadow.json").read_text())
     lines += ["", "Shadow-model attacker (thresholds calibrated on reference 0's own members and non-members): "
               + "; ".join(f"{name} {v['calibrated_accuracy']:.4f} global, "

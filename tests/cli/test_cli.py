@@ -225,6 +225,7 @@ def test_references_then_audit_with_lira_rmia_signals_and_a_shadow(overfit_digit
     report = json.loads(ckpt.with_suffix(".audit.json").read_text())
     rows, meta = report["strategies"], report["meta"]
     assert meta["num_reference"] == 4 and meta["reference_sizes"] == [200] * 4 and meta["reference_in_fraction"] == 0.5
+    assert meta["lira_offline_score"] == "log_ndtr"  # log Φ: RESULTS.md marks audits scored by Φ itself
     assert meta["signals"] == ["clean", "adversarial"] and meta["reference_training_set"] == "half"
     for signal in ("clean", "adversarial"):
         assert rows[f"threshold phi ({signal})"]["members"] == 200
