@@ -496,13 +496,14 @@ def strong_attacks(run: str) -> list[str]:
                   f"be understated; `bash results/references.sh {run}` measures them again (reusing the references "
                   f"while runs/cpu/{run}/references holds them)."]
     shadow = json.loads((folder / "audit.shadow.json").read_text())
+    reused = " (trained by an earlier call: the folder's times)" if info.get("references_reused") else ""
     lines += ["", "Shadow-model attacker (thresholds calibrated on reference 0's own members and non-members): "
               + "; ".join(f"{name} {v['calibrated_accuracy']:.4f} global, "
                           f"{fmt(v.get('per_class_calibrated_accuracy'))} per class (oracle {v['oracle_accuracy']:.4f})"
                           for name, v in shadow.items() if isinstance(v, dict) and "calibrated_accuracy" in v) + ".",
               "", f"![ROC of every attack, log-log]({(folder / 'audit.roc.png').relative_to(RESULTS.parent)})", "",
               f"Commands ({info['machine']}, finished {info['finished']}, code {info['commit']}; references "
-              f"{minutes(info['references_seconds'])}, audit {minutes(info['audit_seconds'])}): "
+              f"{minutes(info['references_seconds'])}{reused}, audit {minutes(info['audit_seconds'])}): "
               f"`{info['references_command']}`, then `{info['audit_command']}`", ""]
     return lines
 
