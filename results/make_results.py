@@ -496,14 +496,17 @@ def strong_attacks(run: str) -> list[str]:
                   f"be understated; `bash results/references.sh {run}` measures them again (reusing the references "
                   f"while runs/cpu/{run}/references holds them)."]
     shadow = json.loads((folder / "audit.shadow.json").read_text())
+    # references trained by an earlier call: their time is the folder's, the machine named the audit's
     reused = " (trained by an earlier call: the folder's times)" if info.get("references_reused") else ""
+    machine = f"the audit on {info['machine']}" if reused else info["machine"]
     lines += ["", "Shadow-model attacker (thresholds calibrated on reference 0's own members and non-members): "
               + "; ".join(f"{name} {v['calibrated_accuracy']:.4f} global, "
                           f"{fmt(v.get('per_class_calibrated_accuracy'))} per class (oracle {v['oracle_accuracy']:.4f})"
                           for name, v in shadow.items() if isinstance(v, dict) and "calibrated_accuracy" in v) + ".",
               "", f"![ROC of every attack, log-log]({(folder / 'audit.roc.png').relative_to(RESULTS.parent)})", "",
-              f"Commands ({info['machine']}, finished {info['finished']}, code {info['commit']}; references "
-              f"{minutes(info['references_seconds'])}{reused}, audit {minutes(info['audit_seconds'])}): "
+              f"Commands ({machine}, finished {info['finished']}, code {info['commit']}; references "
+              f"{'time unknown' if info['references_seconds'] is None else minutes(info['references_seconds'])}"
+              f"{reused}, audit {minutes(info['audit_seconds'])}): "
               f"`{info['references_command']}`, then `{info['audit_command']}`", ""]
     return lines
 

@@ -72,14 +72,16 @@ seconds = t1 - t0
 if reused == "1":   # trained by an earlier call: from the folder's manifest to its last reference
     last = max(p.stat().st_mtime for p in Path(folder).glob("reference_*.ckpt"))
     seconds = last - (Path(folder) / "references.json").stat().st_mtime
+    seconds = seconds if seconds >= 0 else None   # a manifest rewritten after its references: no time to give
+seconds = None if seconds is None else round(seconds, 1)
 model = yaml.safe_load(open(config))["model"]["init_args"]
 machine = f"{platform.machine()} CPU, {threads} thread(s)" + (
     f" per reference, {jobs} at a time; the audit on {jobs * threads}" if jobs > 1 else "")
-json.dump({"references_command": train, "audit_command": audit, "references_seconds": round(seconds, 1),
+json.dump({"references_command": train, "audit_command": audit, "references_seconds": seconds,
            "audit_seconds": round(t2 - t1, 1), "threads": threads, "reference_jobs": jobs,
            "references_reused": reused == "1",
            "target_memory_format": model.get("memory_format", "contiguous"), "machine": machine, "commit": commit,
            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
           open(path, "w"), indent=1)
-print(f"{path}: references {seconds:.0f} s{' (trained earlier)' if reused == '1' else ''}, audit {t2 - t1:.0f} s")
+print(f"{path}: references {seconds} s{' (trained earlier)' if reused == '1' else ''}, audit {t2 - t1:.0f} s")
 PYEOF

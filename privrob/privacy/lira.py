@@ -48,7 +48,7 @@ def statistics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, bat
 def lira_scores(target: torch.Tensor, reference: torch.Tensor, inside: torch.Tensor) -> dict[str, torch.Tensor]:
     """Online and offline LiRA scores (higher: more likely a member): log N(φ; μ_in, σ_in) − log N(φ; μ_out, σ_out),
     and log Φ((φ − μ_out)/σ_out), the log of the out-Gaussian's one-sided tail (Φ itself rounds to 1 beyond 8.3σ,
-    tying the strongest members exactly where a low-FPR TPR is read).
+    tying the strongest members exactly where a low-FPR TPR is read; log Φ does so only beyond 38σ).
 
     Args:
         target: (n,) φ of the target model.
@@ -63,7 +63,11 @@ def lira_scores(target: torch.Tensor, reference: torch.Tensor, inside: torch.Ten
         count = w.sum(0)
         mean = (reference_ * w).sum(0) / count
         # pooled over examples, each with count − 1 degrees of freedom (an example seen once adds none)
-        var = ((reference_ - mean) ** 2 * w).sum() / (count - 1).sum().clamp(min=1)
+        freedom = (count - 1).sum()
+        if freedom == 0:
+            raise ValueError("every example is seen by one reference model on a side: no variance to pool; "
+                             "train more reference models")
+        var = ((reference_ - mean) ** 2 * w).sum() / freedom
         return mean, var.clamp(min=1e-12).sqrt()
 
     target = target.double()

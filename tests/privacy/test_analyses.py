@@ -101,6 +101,8 @@ def test_lira_scores_known_answers():
     assert scores["offline"][1] == pytest.approx(math.log(0.5)) and scores["offline"][0] > scores["offline"][1]
     far = lira_scores(torch.tensor([9 * 0.02 ** 0.5, 12 * 0.02 ** 0.5]), reference[:, [0, 0]], inside)["offline"]
     assert far[0] < far[1] < 0   # log Φ(9) < log Φ(12) < 0, where Φ is 1.0 for both
+    with pytest.raises(ValueError, match="no variance to pool"):   # each example seen by one in-model
+        lira_scores(torch.tensor([5.0, 5.0]), reference[1:], inside[1:])
 
 
 def _capture_figures(monkeypatch) -> list:
