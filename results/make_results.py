@@ -79,12 +79,18 @@ def audit(run: str) -> dict:
     return audit_file(run)["strategies"]
 
 
+@lru_cache(maxsize=None)
+def cpu_config(run: str) -> dict:
+    """``configs/cpu/<run>.yaml``, read once."""
+    import yaml
+
+    return yaml.safe_load((ROOT / "configs" / "cpu" / f"{run}.yaml").read_text())
+
+
 def final_step(run: str) -> int:
     """The last optimizer step of ``configs/cpu/<run>.yaml``, from the config alone: its ``max_steps``, or its
     ``max_epochs`` times the batches of an epoch (members / batch size, the last batch partial)."""
-    import yaml
-
-    config = yaml.safe_load((ROOT / "configs" / "cpu" / f"{run}.yaml").read_text())
+    config = cpu_config(run)
     trainer, data = config["trainer"], config["data"]["init_args"]
     if trainer.get("max_steps", -1) > 0:
         return trainer["max_steps"]
@@ -467,10 +473,7 @@ def strong_attacks(run: str) -> list[str]:
               f"{training['max_epochs']} epochs")
     sizes = [f"{n:,}" for n in sorted({min(meta["reference_sizes"]), max(meta["reference_sizes"])})]
     lowest = rows["I_B"]["lowest_fpr"]
-    import yaml
-
-    row_format = yaml.safe_load((ROOT / "configs" / "cpu" / f"{run}.yaml").read_text())["model"]["init_args"].get(
-        "memory_format", "contiguous")
+    row_format = cpu_config(run)["model"]["init_args"].get("memory_format", "contiguous")
     target_format = info.get("target_memory_format", row_format)
     retrained = ("" if target_format == row_format else
                  f"The target was trained again in the {target_format} memory format (the table's row: {row_format}; "
