@@ -116,6 +116,9 @@ def _study_diffai(train_batches, test_batches, epochs=100):
 @pytest.mark.parametrize("config,train_batches,test_batches,first_t,full_at", [
     ("yale_diffai.yaml", 95, 25 + 25, 906 / 2850, (32, 59)),  # 1,900 members and 500 + 500 tested, batch 20
     ("fmnist_diffai.yaml", 600, 50 + 50, 1401 / 18000, (42, 499)),  # 60,000 members, 5,000 + 5,000, batch 100
+    # the CPU cuts: Yale's is the study's schedule; Fashion-MNIST's 10,000 members with the test passes scaled
+    ("cpu/yale_diffai.yaml", 95, 25 + 25, 906 / 2850, (32, 59)),
+    ("cpu/fmnist_diffai.yaml", 100, 17, 241 / 3000, (42, 68)),
 ])
 def test_diffai_schedule_is_the_studys(config, train_batches, test_batches, first_t, full_at):
     init_args = _config_init_args(config)
