@@ -2,7 +2,8 @@
 # Runs CPU-budgeted configs (configs/cpu/NAME.yaml) one after another and keeps their small results files:
 #   bash results/run.sh NAME [NAME...]          e.g.  bash results/run.sh yale_natural yale_pgd
 # For each NAME: `fit` on one CPU thread with W&B offline, then `audit` of the last checkpoint (all Yale points; a
-# seeded 2,000 + 2,000 for Fashion-MNIST), then results/cpu/NAME/{privacy_curve.csv, audit.json, audit.md, run.json}
+# seeded 2,000 + 2,000 for Fashion-MNIST, 1,000 + 1,000 for fmnist_1k_*), then
+# results/cpu/NAME/{privacy_curve.csv, audit.json, audit.md, run.json}
 # (run.json: the commands, their wall times, the thread count, the seed offset, the commit of the code that ran,
 # "+changes" if the package, callbacks or configs differed from it). Checkpoints and W&B files stay in runs/cpu/NAME.
 # Set PRIVROB_THREADS (default 1) to give each run more threads; two queues of one thread use both cores here.
@@ -64,6 +65,7 @@ for name in "$@"; do
     fi
     audit_args=()
     case $name in
+        fmnist_1k_*) audit_args=(--num_points 1000);;   # all 1,000 members and as many non-members
         fmnist_*) audit_args=(--num_points 2000);;
         yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;  # by IBP at 8/255, as the study
         *_ibp) audit_args=(--bound_methods "[ibp]");;   # the study certified its IBP models by IBP
