@@ -43,6 +43,11 @@ MOVED = (("train_acc", "train acc"), ("test_acc", "test acc"), ("adv_train_acc",
 #: Fashion-MNIST's 60,000
 MEMBERS = {"yale": lambda data: data.get("num_members") or 38 * data.get("members_per_class", 50),
            "fmnist": lambda data: data.get("num_members") or 60000}
+#: the study's regime measured on fewer members trained longer (issue 16, item 3): per dataset, the run prefix of
+#: configs/cpu/<prefix>_{natural,pgd,trades}.yaml, where the robust models fit their own adversarial examples
+REGIME = {"fmnist": "fmnist_1k"}
+#: what the study's models reached there: train accuracy of natural training, adversarial train accuracy of the rest
+REGIME_TRAIN_ACC, REGIME_ADV_TRAIN_ACC = 0.99, 0.9
 #: the study's evaluation budgets: 0.0314 on Yale, 0.1 on Fashion-MNIST, 8/255 for IBP on Yale (original-study.md §3.1)
 EVAL_EPS = {"yale": 0.0314, "fmnist": 0.1, ("yale", "ibp"): 8 / 255}
 # benchmark file -> (command, [(printed key, target)])
@@ -60,10 +65,17 @@ def fmt(value) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def runs(dataset: str) -> list[str]:
-    """Finished runs of ``dataset``, in the order of METHODS, each checked by :func:`check_audited`."""
-    done = {p.name for p in (RESULTS / "cpu").glob(f"{dataset}_*") if (p / "audit.json").exists()}
-    found = [f"{dataset}_{m}" for m in METHODS if f"{dataset}_{m}" in done]
+def method_of(run: str) -> str:
+    """The METHODS key a run name ends in (``yale_pgd``, ``fmnist_1k_pgd``: ``pgd``)."""
+    return run.rsplit("_", 1)[1]
+
+
+def runs(dataset: str, prefix: str | None = None) -> list[str]:
+    """Finished runs ``<prefix>_<method>`` (``prefix``: the dataset's CPU-budget rows by default, or a REGIME's), in
+    the order of METHODS, each checked by :func:`check_audited`."""
+    prefix = prefix or dataset
+    done = {p.name for p in (RESULTS / "cpu").glob(f"{prefix}_*") if (p / "audit.json").exists()}
+    found = [f"{prefix}_{m}" for m in METHODS if f"{prefix}_{m}" in done]
     for run in found:
         check_audited(run)
     return found
@@ -112,7 +124,7 @@ def check_audit(run: str, meta: dict, info: dict, where: str, rerun: str, final:
     if not info.get("commit"):
         raise ValueError(f"{where}/run.json names no commit (measured before results/run.sh recorded one, "
                          f"before the fixes of issue 14); re-run {rerun}")
-    dataset, method = run.split("_", 1)
+    dataset, method = run.split("_", 1)[0], method_of(run)
     final, source = (final_step(run), f"configs/cpu/{run}.yaml") if final is None else (final, source)
     if meta.get("global_step") != final:
         raise ValueError(f"{where}: the audited checkpoint is at step {meta.get('global_step')}, not at the "
@@ -147,22 +159,27 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def table(dataset: str) -> list[str]:
-    pub, cpu, gpu = published(), runs(dataset), gpu_runs(dataset)
+def table(dataset: str, prefix: str | None = None) -> list[str]:
+    """Per method, the published row, then privrob's CPU-budget row and GPU row; with ``prefix`` (a REGIME's runs),
+    only that regime's methods, its row after the CPU-budget one and no GPU row."""
+    pub, gpu = published(), gpu_runs(dataset) if prefix is None else []
+    cpu = runs(dataset) + (runs(dataset, prefix) if prefix else [])
     lines = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"]
     for method in METHODS:
-        run = f"{dataset}_{method}"
-        if run not in cpu and run not in gpu:
+        run, regime = f"{dataset}_{method}", f"{prefix}_{method}"
+        if (run not in cpu and run not in gpu) if prefix is None else regime not in cpu:
             continue
         p = pub.get((dataset, method), {})
         cells = [fmt(p.get(c)) for c in COLUMNS]
         lines.append(f"| {METHODS[method]} | published | " + " | ".join(cells) + " | | |")
-        if run in cpu:
-            m, info = measured(run), run_info(run)
-            source = f"privrob `configs/cpu/{run}.yaml` `results/cpu/{run}/audit.json`"
+        for row in [run] + ([regime] if prefix else []):
+            if row not in cpu:
+                continue
+            m, info = measured(row), run_info(row)
+            source = f"privrob `configs/cpu/{row}.yaml` `results/cpu/{row}/audit.json`"
             time = f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}"
             lines.append(f"| {METHODS[method]} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS)
-                         + f" | {time} | {code(run)} |")
+                         + f" | {time} | {code(row)} |")
         if run in gpu:
             report, info = gpu_run(run)
             m = measured(run, report["strategies"])
@@ -215,22 +232,39 @@ def moved(dataset: str) -> list[str]:
     return lines
 
 
-def gaps(dataset: str) -> list[str]:
+def gaps(dataset: str, prefix: str | None = None) -> list[str]:
     """Robust minus natural I_A (and I_B), privrob's beside the study's, and each robust model's adversarial
-    generalisation gap (what I_A feeds on, the study's Section 4 explanation)."""
-    done = runs(dataset)
-    if f"{dataset}_natural" not in done or len(done) < 2:
+    generalisation gap (what I_A feeds on, the study's Section 4 explanation); of a REGIME's runs with ``prefix``."""
+    done, natural = runs(dataset, prefix), f"{prefix or dataset}_natural"
+    if natural not in done or len(done) < 2:
         return []
-    pub, nat = published(), measured(f"{dataset}_natural")
+    pub, nat = published(), measured(natural)
     lines = ["| method | I_A − natural I_A, published | I_A − natural I_A, privrob "
              "| I_B − natural I_B, published | I_B − natural I_B, privrob "
              "| adv train − adv test acc, published | adv train − adv test acc, privrob |", "|---|---|---|---|---|---|---|"]
     for run in done[1:]:
-        method = run.split("_", 1)[1]
+        method = method_of(run)
         m, p, pn = measured(run), pub[(dataset, method)], pub[(dataset, "natural")]
         cells = [p["I_A"] - pn["I_A"], m["I_A"] - nat["I_A"], p["I_B"] - pn["I_B"], m["I_B"] - nat["I_B"],
                  p["adv_train_acc"] - p["adv_test_acc"], m["adv_train_acc"] - m["adv_test_acc"]]
         lines.append(f"| {METHODS[method]} | " + " | ".join(f"{c:+.4f}" for c in cells) + " |")
+    return lines
+
+
+def regime_check(dataset: str) -> list[str]:
+    """Whether each run of the dataset's REGIME reached the study's regime (natural training: train accuracy ≥
+    REGIME_TRAIN_ACC; a robust method: adversarial train accuracy ≥ REGIME_ADV_TRAIN_ACC), beside the published
+    model's and the CPU-budget row's value of the same measure."""
+    prefix, pub, budget_rows = REGIME[dataset], published(), runs(dataset)
+    lines = ["| method | measure | published | CPU budget | fewer members trained longer | in the study's regime |",
+             "|---|---|---|---|---|---|"]
+    for run in runs(dataset, prefix):
+        method = method_of(run)
+        key, floor = ("train_acc", REGIME_TRAIN_ACC) if method == "natural" else ("adv_train_acc", REGIME_ADV_TRAIN_ACC)
+        value, row = measured(run)[key], f"{dataset}_{method}"
+        budget_value = fmt(measured(row)[key]) if row in budget_rows else "–"
+        lines.append(f"| {METHODS[method]} | {key.replace('_', ' ')} ≥ {floor} | {fmt(pub[(dataset, method)][key])} "
+                     f"| {budget_value} | {fmt(value)} | {'yes' if value >= floor else 'no'} |")
     return lines
 
 
@@ -299,35 +333,36 @@ def seeds_table(dataset: str) -> list[str]:
     return lines
 
 
-def curves(dataset: str) -> list[dict]:
+def curves(dataset: str, prefix: str | None = None) -> list[dict]:
     rows = []
-    for run in runs(dataset):
+    for run in runs(dataset, prefix):
         with open(RESULTS / "cpu" / run / "privacy_curve.csv") as f:
             rows += [{**r, "run": run} for r in csv.DictReader(f)]
     return rows
 
 
-def plot_path(dataset: str) -> Path:
-    return RESULTS / f"{dataset}_privacy_curves.png"
+def plot_path(dataset: str, prefix: str | None = None) -> Path:
+    return RESULTS / f"{prefix or dataset}_privacy_curves.png"
 
 
-def plot(dataset: str) -> None:
-    """I_A (left) and I_B (right) inference accuracy over epochs, one line per method, from the privacy curves."""
+def plot(dataset: str, prefix: str | None = None) -> None:
+    """I_A (left) and I_B (right) inference accuracy over epochs, one line per method, from the privacy curves (of a
+    REGIME's runs with ``prefix``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = curves(dataset)
+    rows = curves(dataset, prefix)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, strategy in zip(axes, ("I_A", "I_B")):
-        for run in runs(dataset):
+        for run in runs(dataset, prefix):
             pts = [(int(r["epoch"]) + 1, float(r["accuracy"])) for r in rows if r["run"] == run and r["strategy"] == strategy]
-            ax.plot(*zip(*pts), marker="o", label=METHODS[run.split("_", 1)[1]])
+            ax.plot(*zip(*pts), marker="o", label=METHODS[method_of(run)])
         ax.set(title=f"{strategy} on {DATASETS[dataset]}", xlabel="epochs trained", ylabel="inference accuracy")
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(plot_path(dataset), dpi=110)
+    fig.savefig(plot_path(dataset, prefix), dpi=110)
     plt.close(fig)
 
 
@@ -342,13 +377,17 @@ def mechanism_points(dataset: str) -> list[tuple[str, str, float, float]]:
     measured_runs += [("CPU, other seed", run, strategies) for run in runs(dataset)
                       for seed, strategies in seed_runs(run).items() if seed]
     measured_runs += [("GPU", run, gpu_run(run)[0]["strategies"]) for run in gpu_runs(dataset)]
+    if dataset in REGIME:
+        measured_runs += [(REGIME_SOURCE, run, audit(run)) for run in runs(dataset, REGIME[dataset])]
     for source, run, strategies in measured_runs:
         m = measured(run, strategies)
-        points.append((run.split("_", 1)[1], source, m["adv_train_acc"] - m["adv_test_acc"], m["I_A"]))
+        points.append((method_of(run), source, m["adv_train_acc"] - m["adv_test_acc"], m["I_A"]))
     return points
 
 
 SUMMARY_PLOT = RESULTS / "summary_ia_vs_adv_gap.png"
+#: the summary's source label of a REGIME's runs
+REGIME_SOURCE = "CPU, the study's regime"
 
 
 def summary_plot() -> None:
@@ -360,7 +399,8 @@ def summary_plot() -> None:
     import matplotlib.pyplot as plt
 
     colours = dict(zip(METHODS, plt.get_cmap("tab10").colors))
-    markers = {"published": ("o", 45), "CPU": ("o", 45), "CPU, other seed": ("o", 15), "GPU": ("s", 45)}
+    markers = {"published": ("o", 45), "CPU": ("o", 45), "CPU, other seed": ("o", 15), "GPU": ("s", 45),
+               REGIME_SOURCE: ("^", 45)}
     fig, axes = plt.subplots(1, len(DATASETS), figsize=(10, 4.2))
     for ax, dataset in zip(axes, DATASETS):
         points = mechanism_points(dataset)
@@ -369,7 +409,7 @@ def summary_plot() -> None:
             marker, size = markers[source]
             ax.scatter(gap, ia, s=size, marker=marker, edgecolors=colours[method], alpha=0.8,
                        facecolors="none" if source == "published" else colours[method])
-            if source in ("CPU", "GPU") and (method, "published") in where:
+            if source in ("CPU", "GPU", REGIME_SOURCE) and (method, "published") in where:
                 (x0, y0) = where[(method, "published")]
                 ax.plot([x0, gap], [y0, ia], ":", color=colours[method], lw=1)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")   # chance
@@ -379,7 +419,8 @@ def summary_plot() -> None:
     handles += [plt.Line2D([], [], ls="", marker="o", mfc="none", color="grey", label="published"),
                 plt.Line2D([], [], ls="", marker="o", color="grey", label="privrob, CPU budget"),
                 plt.Line2D([], [], ls="", marker="o", ms=4, color="grey", label="privrob, CPU, other seeds"),
-                plt.Line2D([], [], ls="", marker="s", color="grey", label="privrob, GPU")]
+                plt.Line2D([], [], ls="", marker="s", color="grey", label="privrob, GPU"),
+                plt.Line2D([], [], ls="", marker="^", color="grey", label="privrob, CPU, fewer members\ntrained longer")]
     fig.legend(handles=handles, loc="center right", fontsize=8)
     fig.tight_layout(rect=(0, 0, 0.82, 1))
     fig.savefig(SUMMARY_PLOT, dpi=110)
@@ -429,9 +470,9 @@ def budget(dataset: str) -> list[str]:
     return lines
 
 
-def commands(dataset: str) -> list[str]:
+def commands(dataset: str, prefix: str | None = None) -> list[str]:
     out = []
-    for run in runs(dataset):
+    for run in runs(dataset, prefix):
         info = run_info(run)
         out += [f"- `{run}` ({info['machine']}, finished {info['finished']}, {code(run)}):",
                 f"  `{info['fit_command']}`, then `{info['audit_command']}`"]
@@ -514,6 +555,25 @@ def strong_attacks(run: str) -> list[str]:
     return lines
 
 
+def regime_section(dataset: str, title: str) -> list[str]:
+    """The dataset's REGIME runs: whether they reached the study's regime, their rows beside the published and the
+    CPU-budget ones, the privacy cost there, their curves and commands."""
+    prefix = REGIME[dataset]
+    gap = gaps(dataset, prefix)
+    return [f"### {title} in the study's regime: fewer members trained longer", "",
+            "At the CPU budget above the robust models do not fit their own adversarial examples, so their members' "
+            "and non-members' adversarial accuracies stay close and I_A has little to find; the study's models did "
+            f"fit them (adversarial train accuracy ≥ {REGIME_ADV_TRAIN_ACC} for the robust methods, train accuracy ≥ "
+            f"{REGIME_TRAIN_ACC} for natural training). The rows below (`configs/cpu/{prefix}_<method>.yaml`) train "
+            "the same width-2 networks on a seeded 1,000 members for 2,000 steps, each member seen 200 times (the "
+            "study's Fashion-MNIST PGD: about 133 times, 80,001 steps of 100 over 60,000 members); "
+            f"`configs/cpu/{prefix}_pgd.yaml`'s header gives the probe that chose this knob. Audited on all 1,000 "
+            "members and 1,000 seeded non-members.", "", *regime_check(dataset), "", *table(dataset, prefix), "",
+            *(["Robust minus natural in this regime:", "", *gap, ""] if gap else []),
+            f"![privacy curves]({plot_path(dataset, prefix).relative_to(ROOT)})", "",
+            "Commands:", "", *commands(dataset, prefix), ""]
+
+
 def render() -> str:
     parts = [(RESULTS / "header.md").read_text().rstrip(), ""]
     for dataset, title in DATASETS.items():
@@ -550,6 +610,8 @@ def render() -> str:
                   "`num_points` (so they are noisier than the table, whose numbers come from the final audit).", "",
                   "Commands (each with W&B offline, on the CPU threads listed; `bash results/run.sh <run>` runs both):", "",
                   *commands(dataset), ""]
+        if dataset in REGIME and runs(dataset, REGIME[dataset]):
+            parts += regime_section(dataset, title)
     parts += ["## The mechanism at a glance", "",
               "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the "
               "published models beside privrob's measurements: the study explains robust models' leakage by this gap "
@@ -590,6 +652,8 @@ def main(argv=None) -> int:
     for dataset in DATASETS:
         if runs(dataset):
             plot(dataset)
+        if dataset in REGIME and runs(dataset, REGIME[dataset]):
+            plot(dataset, REGIME[dataset])
     summary_plot()
     print(f"wrote {path.relative_to(ROOT)}")
     return 0

@@ -141,12 +141,15 @@ def test_the_summary_figure_plots_every_published_model_and_every_row():
             row = published()[(dataset, method)]
             assert gap == pytest.approx(float(row["adv_train_acc"]) - float(row["adv_test_acc"]))
             assert ia == pytest.approx(float(row["I_A"]))
-        rows = {m: (gap, ia) for m, s, gap, ia in points if s == "CPU"}
-        runs = {p.parent.name.split("_", 1)[1]: p for p in (ROOT / "results" / "cpu").glob(f"{dataset}_*/audit.json")}
-        assert set(rows) == set(runs)
-        for method, path in runs.items():
-            report = json.loads(path.read_text())["strategies"]["I_A"]
-            assert rows[method] == pytest.approx((report["train_acc"] - report["test_acc"], report["accuracy"]))
+        regime = make_results.REGIME.get(dataset)
+        for source, prefix in (("CPU", dataset), (make_results.REGIME_SOURCE, regime)):
+            rows = {m: (gap, ia) for m, s, gap, ia in points if s == source}
+            runs = {p.parent.name.rsplit("_", 1)[1]: p for p in (ROOT / "results" / "cpu").glob(f"{prefix}_*/audit.json")
+                    if re.fullmatch(rf"{prefix}_[a-z]+", p.parent.name)}
+            assert set(rows) == set(runs)
+            for method, path in runs.items():
+                report = json.loads(path.read_text())["strategies"]["I_A"]
+                assert rows[method] == pytest.approx((report["train_acc"] - report["test_acc"], report["accuracy"]))
     figure = make_results.SUMMARY_PLOT
     assert f"]({figure.relative_to(ROOT)})" in RESULTS_MD.read_text() and figure.stat().st_size > 10_000
 
@@ -194,9 +197,39 @@ def test_every_row_audits_its_configs_final_step_at_the_studys_budget():
     from results import make_results
 
     for dataset in make_results.DATASETS:
-        for run in make_results.runs(dataset):  # runs() refuses what does not hold
+        regime = make_results.runs(dataset, make_results.REGIME[dataset]) if dataset in make_results.REGIME else []
+        for run in make_results.runs(dataset) + regime:  # runs() refuses what does not hold
             meta = make_results.audit_file(run)["meta"]
             assert meta["global_step"] == make_results.final_step(run) > 0
+
+
+def test_regime_rows_say_from_their_files_whether_they_reached_the_studys_regime():
+    """Issue 16's Fashion-MNIST effect: each run of fewer members trained longer beside the CPU-budget row and the
+    published model, by the measure of the study's regime (natural: train accuracy; robust: adversarial train
+    accuracy), its yes/no from the audit; the section exists exactly when such runs do."""
+    from results import make_results
+
+    text = RESULTS_MD.read_text()
+    for dataset, prefix in make_results.REGIME.items():
+        found = sorted(p.parent.name for p in (ROOT / "results" / "cpu").glob(f"{prefix}_*/audit.json"))
+        assert (f"in the study's regime: fewer members trained longer" in text) == bool(found)
+        lines = [l for l in text.splitlines() if re.match(r"\| [^|]+ \| (adv )?train acc ≥ ", l)]
+        assert len(lines) == len(found)
+        pub = published()
+        for line in lines:
+            label, measure, published_value, budget, value, verdict = [c.strip() for c in line.strip("|").split("|")]
+            method = METHOD_KEYS[label]
+            key = "train_acc" if method == "natural" else "adv_train_acc"
+            assert measure.startswith(key.replace("_", " ") + " ≥ ")
+            strategy = json.loads((ROOT / "results" / "cpu" / f"{prefix}_{method}" / "audit.json").read_text())
+            measured = strategy["strategies"]["I_B" if key == "train_acc" else "I_A"]["train_acc"]
+            assert float(value) == pytest.approx(measured, abs=5e-5)
+            assert float(published_value) == pytest.approx(float(pub[(dataset, method)][key]), abs=5e-5)
+            assert verdict == ("yes" if measured >= float(measure.split("≥ ")[1]) else "no")
+            budget_audit = ROOT / "results" / "cpu" / f"{dataset}_{method}" / "audit.json"
+            if budget_audit.exists():
+                report = json.loads(budget_audit.read_text())["strategies"]["I_B" if key == "train_acc" else "I_A"]
+                assert float(budget) == pytest.approx(report["train_acc"], abs=5e-5)
 
 
 def copy_run(results, run: str):
