@@ -358,7 +358,8 @@ def plot(dataset: str, prefix: str | None = None) -> None:
         for run in runs(dataset, prefix):
             pts = [(int(r["epoch"]) + 1, float(r["accuracy"])) for r in rows if r["run"] == run and r["strategy"] == strategy]
             ax.plot(*zip(*pts), marker="o", label=METHODS[method_of(run)])
-        ax.set(title=f"{strategy} on {DATASETS[dataset]}", xlabel="epochs trained", ylabel="inference accuracy")
+        where = "" if prefix is None else ", fewer members trained longer"
+        ax.set(title=f"{strategy} on {DATASETS[dataset]}{where}", xlabel="epochs trained", ylabel="inference accuracy")
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
@@ -416,11 +417,14 @@ def summary_plot() -> None:
         ax.set(title=DATASETS[dataset], xlabel="adv train acc − adv test acc", ylabel="I_A inference accuracy")
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colours[m], label=label) for m, label in METHODS.items()]
-    handles += [plt.Line2D([], [], ls="", marker="o", mfc="none", color="grey", label="published"),
-                plt.Line2D([], [], ls="", marker="o", color="grey", label="privrob, CPU budget"),
-                plt.Line2D([], [], ls="", marker="o", ms=4, color="grey", label="privrob, CPU, other seeds"),
-                plt.Line2D([], [], ls="", marker="s", color="grey", label="privrob, GPU"),
-                plt.Line2D([], [], ls="", marker="^", color="grey", label="privrob, CPU, fewer members\ntrained longer")]
+    present = {source for dataset in DATASETS for _, source, _, _ in mechanism_points(dataset)}
+    legend = {"published": dict(marker="o", mfc="none", label="published"),
+              "CPU": dict(marker="o", label="privrob, CPU budget"),
+              "CPU, other seed": dict(marker="o", ms=4, label="privrob, CPU, other seeds"),
+              "GPU": dict(marker="s", label="privrob, GPU"),
+              REGIME_SOURCE: dict(marker="^", label="privrob, CPU, fewer members\ntrained longer")}
+    handles += [plt.Line2D([], [], ls="", color="grey", **style) for source, style in legend.items()
+                if source in present]
     fig.legend(handles=handles, loc="center right", fontsize=8)
     fig.tight_layout(rect=(0, 0, 0.82, 1))
     fig.savefig(SUMMARY_PLOT, dpi=110)
@@ -557,20 +561,37 @@ def strong_attacks(run: str) -> list[str]:
 
 def regime_section(dataset: str, title: str) -> list[str]:
     """The dataset's REGIME runs: whether they reached the study's regime, their rows beside the published and the
-    CPU-budget ones, the privacy cost there, their curves and commands."""
-    prefix = REGIME[dataset]
+    CPU-budget ones, the privacy cost there, their curves and commands; every number read from the configs (the
+    study's PGD config for its passes over the members), the audits and published.csv."""
+    import yaml
+
+    prefix, pub = REGIME[dataset], published()
+    done = runs(dataset, prefix)
+    config = cpu_config(done[0])
+    data, trained = config["data"]["init_args"], final_step(done[0])
+    members, width = MEMBERS[dataset](data), config["model"]["init_args"]["backbone"]["init_args"]["width"]
+    study = yaml.safe_load((ROOT / "configs" / f"{dataset}_pgd.yaml").read_text())
+    study_members, study_steps = MEMBERS[dataset](study["data"]["init_args"]), study["trainer"]["max_steps"]
+    counts = audit(done[0])["I_B"]
+    budget_rows = [run for run in runs(dataset) if method_of(run) in ("pgd", "trades")]
     gap = gaps(dataset, prefix)
-    return [f"### {title} in the study's regime: fewer members trained longer", "",
-            "At the CPU budget above the robust models do not fit their own adversarial examples, so their members' "
-            "and non-members' adversarial accuracies stay close and I_A has little to find; the study's models did "
-            f"fit them (adversarial train accuracy ≥ {REGIME_ADV_TRAIN_ACC} for the robust methods, train accuracy ≥ "
-            f"{REGIME_TRAIN_ACC} for natural training). The rows below (`configs/cpu/{prefix}_<method>.yaml`) train "
-            "the same width-2 networks on a seeded 1,000 members for 2,000 steps, each member seen 200 times (the "
-            "study's Fashion-MNIST PGD: about 133 times, 80,001 steps of 100 over 60,000 members); "
-            f"`configs/cpu/{prefix}_pgd.yaml`'s header gives the probe that chose this knob. Audited on all 1,000 "
-            "members and 1,000 seeded non-members.", "", *regime_check(dataset), "", *table(dataset, prefix), "",
-            *(["Robust minus natural in this regime:", "", *gap, ""] if gap else []),
-            f"![privacy curves]({plot_path(dataset, prefix).relative_to(ROOT)})", "",
+    return [f"### {title} with fewer members trained longer, toward the study's regime", "",
+            "At the CPU budget above the robust models do not fit their own adversarial examples (adversarial train "
+            "accuracy " + ", ".join(f"{measured(run)['adv_train_acc']:.2f} for {METHODS[method_of(run)]}"
+                                    for run in budget_rows) + "), so their members' and non-members' adversarial "
+            "accuracies stay close and I_A has little to find; the study's PGD and TRADES models fit them "
+            f"({pub[(dataset, 'pgd')]['adv_train_acc']:.3f} and {pub[(dataset, 'trades')]['adv_train_acc']:.3f}). "
+            f"The rows below (`configs/cpu/{prefix}_<method>.yaml`) train the same width-{width} networks on a seeded "
+            f"{members:,} members for {trained:,} steps of {data['batch_size']}, each member seen "
+            f"{trained * data['batch_size'] / members:.0f} times (the study's PGD: about "
+            f"{study_steps * study['data']['init_args']['batch_size'] / study_members:.0f} times, {study_steps:,} "
+            f"steps over {study_members:,} members); `configs/cpu/{prefix}_pgd.yaml`'s header gives the probe that "
+            f"chose this knob. The study's regime is read as natural training's train accuracy ≥ {REGIME_TRAIN_ACC} "
+            f"and a robust model's adversarial train accuracy ≥ {REGIME_ADV_TRAIN_ACC} (issue 16). Audited on "
+            f"{int(counts['members']):,} members and {int(counts['nonmembers']):,} seeded non-members.", "",
+            *regime_check(dataset), "", *table(dataset, prefix), "",
+            *(["Robust minus natural, fewer members trained longer:", "", *gap, ""] if gap else []),
+            f"![privacy curves]({plot_path(dataset, prefix).relative_to(RESULTS.parent)})", "",
             "Commands:", "", *commands(dataset, prefix), ""]
 
 
@@ -616,7 +637,7 @@ def render() -> str:
               "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the "
               "published models beside privrob's measurements: the study explains robust models' leakage by this gap "
               "(Section 4). Hollow: published; filled: privrob on the CPU budget (small: its other seeds); squares: "
-              "privrob on a GPU; dashed: chance.", "",
+              "privrob on a GPU; triangles: privrob with fewer members trained longer; dashed: chance.", "",
               f"![I_A against the adversarial generalisation gap]({SUMMARY_PLOT.relative_to(ROOT)})", ""]
     strong = strong_runs()
     if strong:

@@ -144,7 +144,8 @@ def test_the_summary_figure_plots_every_published_model_and_every_row():
         regime = make_results.REGIME.get(dataset)
         for source, prefix in (("CPU", dataset), (make_results.REGIME_SOURCE, regime)):
             rows = {m: (gap, ia) for m, s, gap, ia in points if s == source}
-            runs = {p.parent.name.rsplit("_", 1)[1]: p for p in (ROOT / "results" / "cpu").glob(f"{prefix}_*/audit.json")
+            found = (ROOT / "results" / "cpu").glob(f"{prefix}_*/audit.json")
+            runs = {p.parent.name.rsplit("_", 1)[1]: p for p in found
                     if re.fullmatch(rf"{prefix}_[a-z]+", p.parent.name)}
             assert set(rows) == set(runs)
             for method, path in runs.items():
@@ -212,7 +213,7 @@ def test_regime_rows_say_from_their_files_whether_they_reached_the_studys_regime
     text = RESULTS_MD.read_text()
     for dataset, prefix in make_results.REGIME.items():
         found = sorted(p.parent.name for p in (ROOT / "results" / "cpu").glob(f"{prefix}_*/audit.json"))
-        assert (f"in the study's regime: fewer members trained longer" in text) == bool(found)
+        assert ("with fewer members trained longer, toward the study's regime" in text) == bool(found)
         lines = [l for l in text.splitlines() if re.match(r"\| [^|]+ \| (adv )?train acc ≥ ", l)]
         assert len(lines) == len(found)
         pub = published()
@@ -221,8 +222,8 @@ def test_regime_rows_say_from_their_files_whether_they_reached_the_studys_regime
             method = METHOD_KEYS[label]
             key = "train_acc" if method == "natural" else "adv_train_acc"
             assert measure.startswith(key.replace("_", " ") + " ≥ ")
-            strategy = json.loads((ROOT / "results" / "cpu" / f"{prefix}_{method}" / "audit.json").read_text())
-            measured = strategy["strategies"]["I_B" if key == "train_acc" else "I_A"]["train_acc"]
+            report = json.loads((ROOT / "results" / "cpu" / f"{prefix}_{method}" / "audit.json").read_text())
+            measured = report["strategies"]["I_B" if key == "train_acc" else "I_A"]["train_acc"]
             assert float(value) == pytest.approx(measured, abs=5e-5)
             assert float(published_value) == pytest.approx(float(pub[(dataset, method)][key]), abs=5e-5)
             assert verdict == ("yes" if measured >= float(measure.split("≥ ")[1]) else "no")
@@ -232,9 +233,56 @@ def test_regime_rows_say_from_their_files_whether_they_reached_the_studys_regime
                 assert float(budget) == pytest.approx(report["train_acc"], abs=5e-5)
 
 
-def copy_run(results, run: str):
-    """``run``'s small results files into the test's own results folder."""
-    folder = results / "cpu" / run
+def test_regime_section_renders_its_runs_from_their_files(tmp_path, monkeypatch):
+    """A dataset's REGIME runs (Fashion-MNIST's 1,000 members trained 2,000 steps; here the CPU-budget audits copied
+    under those names at that final step): the regime check, the rows beside the published and CPU-budget ones, the
+    robust − natural gaps and the curves, all from the files; a regime run not at its config's final step is
+    refused."""
+    from results import make_results
+
+    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
+    for method in ("natural", "pgd", "trades"):
+        copy_run(tmp_path, f"fmnist_{method}")
+        folder = copy_run(tmp_path, f"fmnist_{method}", f"fmnist_1k_{method}")
+        report = json.loads((folder / "audit.json").read_text())
+        report["meta"]["global_step"] = 2000
+        report["strategies"]["I_A"]["train_acc"] = {"natural": 0.5, "pgd": 0.95, "trades": 0.85}[method]
+        (folder / "audit.json").write_text(json.dumps(report))
+    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
+    make_results.audit_file.cache_clear()
+    try:
+        assert make_results.runs("fmnist", "fmnist_1k") == ["fmnist_1k_natural", "fmnist_1k_pgd", "fmnist_1k_trades"]
+        text = "\n".join(make_results.regime_section("fmnist", "Fashion-MNIST"))
+        make_results.plot("fmnist", "fmnist_1k")
+        assert (tmp_path / "fmnist_1k_privacy_curves.png").stat().st_size > 10_000
+        assert "on a seeded 1,000 members for 2,000 steps of 100, each member seen 200 times" in text
+        assert "(the study's PGD: about 133 times, 80,001 steps over 60,000 members)" in text
+        verdicts = {row.split("|")[1].strip(): row.split("|")[-2].strip() for row in text.splitlines()
+                    if re.match(r"\| [^|]+ \| (adv )?train acc ≥ ", row)}
+        natural_train = make_results.audit("fmnist_1k_natural")["I_B"]["train_acc"]   # the copied 1.0
+        assert verdicts == {"natural": "yes" if natural_train >= 0.99 else "no", "PGD (Madry)": "yes",
+                            "TRADES (Zhang)": "no"}
+        for method in ("pgd", "trades"):
+            rows = [r for r in text.splitlines() if r.startswith(f"| {METHODS[method]} | privrob")]
+            assert [re.search(r"`configs/cpu/(\S+)\.yaml`", r).group(1) for r in rows] == [
+                f"fmnist_{method}", f"fmnist_1k_{method}"]
+        gap = next(r for r in text.splitlines() if r.startswith("| PGD (Madry) | +"))
+        pgd, nat = make_results.measured("fmnist_1k_pgd"), make_results.measured("fmnist_1k_natural")
+        assert gap.split("|")[3].strip() == f"{pgd['I_A'] - nat['I_A']:+.4f}"
+        points = {(m, s) for m, s, _, _ in make_results.mechanism_points("fmnist")}
+        assert {("pgd", make_results.REGIME_SOURCE), ("natural", make_results.REGIME_SOURCE)} <= points
+        report["meta"]["global_step"] = 1900
+        (tmp_path / "cpu" / "fmnist_1k_trades" / "audit.json").write_text(json.dumps(report))
+        make_results.audit_file.cache_clear()
+        with pytest.raises(ValueError, match="not at the final step 2000 of configs/cpu/fmnist_1k_trades.yaml"):
+            make_results.runs("fmnist", "fmnist_1k")
+    finally:
+        make_results.audit_file.cache_clear()
+
+
+def copy_run(results, run: str, name: str | None = None):
+    """``run``'s small results files into the test's own results folder (as ``name``)."""
+    folder = results / "cpu" / (name or run)
     folder.mkdir(parents=True)
     for name in ("audit.json", "privacy_curve.csv", "run.json"):
         (folder / name).write_text((ROOT / "results" / "cpu" / run / name).read_text())
