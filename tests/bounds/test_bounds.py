@@ -51,6 +51,38 @@ def test_box_is_ibp_without_elision_and_zonotope_is_dual(name):
                           margin_lower_bounds(net, x, y, 0.1, "dual"), atol=1e-10)
 
 
+def _diffai_box_margins(net, x, y, eps):
+    """lb(z_y − z_j) by DiffAI's Box domain as its ``domains.py`` propagates it (Mirman et al. 2018): a centre ``head``
+    and a radius ``beta`` (eps everywhere, not clipped to [0, 1]); a linear map takes beta through |W|; ReLU maps
+    [head − beta, head + beta] to its image's centre and radius; the margins' box adds both radii (``preDomRes``)."""
+    head, beta = x, torch.full_like(x, eps)
+    for layer in net:
+        if isinstance(layer, nn.Conv2d):
+            conv = dict(stride=layer.stride, padding=layer.padding)
+            head, beta = (nn.functional.conv2d(head, layer.weight, layer.bias, **conv),
+                          nn.functional.conv2d(beta, layer.weight.abs(), None, **conv))
+        elif isinstance(layer, nn.Linear):
+            head, beta = head @ layer.weight.t() + layer.bias, beta @ layer.weight.abs().t()
+        elif isinstance(layer, nn.ReLU):
+            upper, lower = (head + beta).relu(), (head - beta).relu()
+            head, beta = (upper + lower) / 2, (upper - lower) / 2
+        else:
+            head, beta = layer(head), layer(beta)
+    lower = head.gather(1, y[:, None]) - head - (beta.gather(1, y[:, None]) + beta)
+    return lower.scatter(1, y[:, None], 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_box_is_diffais_box_domain(name):
+    """The ``box`` bound DiffAI training and its I_V use is DiffAI's own Box domain, unclipped as the study's."""
+    torch.manual_seed(2)
+    make, shape = NETS[name]
+    net = make().double()
+    x, y = torch.rand(5, *shape, dtype=torch.float64), torch.randint(0, 5, (5,))
+    ours = margin_lower_bounds(net, x, y, 0.05, "box", clip=False)
+    assert torch.allclose(ours, _diffai_box_margins(net, x, y, 0.05), atol=1e-12, rtol=0)
+
+
 def _check_sound(net, x, y, eps, methods=CERTIFIED):
     torch.manual_seed(0)
     n = 1000
