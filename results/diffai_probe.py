@@ -1,8 +1,8 @@
 """What a DiffAI checkpoint's first robust step faces (Mirman et al. 2018; the study's Yale DiffAI run): on one batch
-of members, the logits' spread, DiffAI's robust term max(−1, max_j ub(z_j − z_y)) over the unclipped box of radius
-``--eps`` beside the cross-entropy, and the share of each ReLU layer's units active on the clean batch. The
-measurement behind ``results/yale_diffai_collapse_cpu.txt``: run it on the checkpoint at the end of the warm-up (and
-after the collapse) of ``configs/cpu/yale_diffai.yaml``.
+of members, the logits' spread, DiffAI's robust term max(−1, max_j ub(z_j − z_y)) over the config's domain (the
+study's: the unclipped box) of radius ``--eps`` beside the cross-entropy, and the share of each ReLU layer's units
+active on the clean batch. The measurement behind ``results/yale_diffai_collapse_cpu.txt``: run it on the checkpoint
+at the end of the warm-up (and after the collapse) of ``configs/cpu/yale_diffai.yaml``.
 
 Usage: python results/diffai_probe.py CKPT [--config CONFIG] [--data ROOT] [--eps EPS] [--batch N]
 """
@@ -61,8 +61,7 @@ def main(argv=None) -> int:
         logits = model(x)
         for hook in hooks:
             hook.remove()
-        worst = model.training_bound(x, y, args.eps, "box", clip=False)
-        robust = worst.masked_fill(F.one_hot(y, worst.shape[1]).bool(), -1.0).amax(dim=1)
+        robust = model.worst_margin(x, y, args.eps)
     print(f"checkpoint: epoch {checkpoint['epoch']}, step {checkpoint['global_step']}; {len(x)} members, "
           f"box radius {args.eps:.4f}")
     print(f"logits: standard deviation {logits.std().item():.4g}, over the batch per class "

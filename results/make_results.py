@@ -81,6 +81,11 @@ def runs(dataset: str, prefix: str | None = None) -> list[str]:
     return found
 
 
+def regime_runs(dataset: str) -> list[str]:
+    """The finished runs of ``dataset``'s REGIME (none where it has no regime)."""
+    return runs(dataset, REGIME[dataset]) if dataset in REGIME else []
+
+
 @lru_cache(maxsize=None)
 def audit_file(run: str) -> dict:
     return json.loads((RESULTS / "cpu" / run / "audit.json").read_text())
@@ -94,9 +99,19 @@ def audit(run: str) -> dict:
 @lru_cache(maxsize=None)
 def cpu_config(run: str) -> dict:
     """``configs/cpu/<run>.yaml``, read once."""
+    return config_file(ROOT / "configs" / "cpu" / f"{run}.yaml")
+
+
+@lru_cache(maxsize=None)
+def study_config(name: str) -> dict:
+    """The study's setting, ``configs/<name>.yaml``, read once."""
+    return config_file(ROOT / "configs" / f"{name}.yaml")
+
+
+def config_file(path: Path) -> dict:
     import yaml
 
-    return yaml.safe_load((ROOT / "configs" / "cpu" / f"{run}.yaml").read_text())
+    return yaml.safe_load(path.read_text())
 
 
 def final_step(run: str) -> int:
@@ -255,10 +270,10 @@ def regime_check(dataset: str) -> list[str]:
     """Whether each run of the dataset's REGIME reached the study's regime (natural training: train accuracy ≥
     REGIME_TRAIN_ACC; a robust method: adversarial train accuracy ≥ REGIME_ADV_TRAIN_ACC), beside the published
     model's and the CPU-budget row's value of the same measure."""
-    prefix, pub, budget_rows = REGIME[dataset], published(), runs(dataset)
+    pub, budget_rows = published(), runs(dataset)
     lines = ["| method | measure | published | CPU budget | fewer members trained longer | in the study's regime |",
              "|---|---|---|---|---|---|"]
-    for run in runs(dataset, prefix):
+    for run in regime_runs(dataset):
         method = method_of(run)
         key, floor = ("train_acc", REGIME_TRAIN_ACC) if method == "natural" else ("adv_train_acc", REGIME_ADV_TRAIN_ACC)
         value, row = measured(run)[key], f"{dataset}_{method}"
@@ -378,8 +393,7 @@ def mechanism_points(dataset: str) -> list[tuple[str, str, float, float]]:
     measured_runs += [("CPU, other seed", run, strategies) for run in runs(dataset)
                       for seed, strategies in seed_runs(run).items() if seed]
     measured_runs += [("GPU", run, gpu_run(run)[0]["strategies"]) for run in gpu_runs(dataset)]
-    if dataset in REGIME:
-        measured_runs += [(REGIME_SOURCE, run, audit(run)) for run in runs(dataset, REGIME[dataset])]
+    measured_runs += [(REGIME_SOURCE, run, audit(run)) for run in regime_runs(dataset)]
     for source, run, strategies in measured_runs:
         m = measured(run, strategies)
         points.append((method_of(run), source, m["adv_train_acc"] - m["adv_test_acc"], m["I_A"]))
@@ -457,12 +471,10 @@ def benchmark_table(folder: Path, options: str = "") -> list[str]:
 
 def budget(dataset: str) -> list[str]:
     """What each budgeted config keeps of the study's (configs/<run>.yaml), read from both configs and the audit."""
-    import yaml
-
     lines = ["| run | trained | the study's | width (study's) | members trained | Adam lr (study's) "
              "| audited members + non-members |", "|---|---|---|---|---|---|---|"]
     for run in runs(dataset):
-        cpu, study = (yaml.safe_load((ROOT / "configs" / sub / f"{run}.yaml").read_text()) for sub in ("cpu", "."))
+        cpu, study = cpu_config(run), study_config(run)
         steps = study["trainer"].get("max_steps", -1)
         full = f"{steps:,} steps" if steps and steps > 0 else f"{study['trainer']['max_epochs']} epochs"
         width = [c["model"]["init_args"]["backbone"]["init_args"]["width"] for c in (cpu, study)]
@@ -563,14 +575,12 @@ def regime_section(dataset: str, title: str) -> list[str]:
     """The dataset's REGIME runs: whether they reached the study's regime, their rows beside the published and the
     CPU-budget ones, the privacy cost there, their curves and commands; every number read from the configs (the
     study's PGD config for its passes over the members), the audits and published.csv."""
-    import yaml
-
     prefix, pub = REGIME[dataset], published()
-    done = runs(dataset, prefix)
+    done = regime_runs(dataset)
     config = cpu_config(done[0])
     data, trained = config["data"]["init_args"], final_step(done[0])
     members, width = MEMBERS[dataset](data), config["model"]["init_args"]["backbone"]["init_args"]["width"]
-    study = yaml.safe_load((ROOT / "configs" / f"{dataset}_pgd.yaml").read_text())
+    study = study_config(f"{dataset}_pgd")
     study_members, study_steps = MEMBERS[dataset](study["data"]["init_args"]), study["trainer"]["max_steps"]
     counts = audit(done[0])["I_B"]
     budget_rows = [run for run in runs(dataset) if method_of(run) in ("pgd", "trades")]
@@ -631,7 +641,7 @@ def render() -> str:
                   "`num_points` (so they are noisier than the table, whose numbers come from the final audit).", "",
                   "Commands (each with W&B offline, on the CPU threads listed; `bash results/run.sh <run>` runs both):", "",
                   *commands(dataset), ""]
-        if dataset in REGIME and runs(dataset, REGIME[dataset]):
+        if regime_runs(dataset):
             parts += regime_section(dataset, title)
     parts += ["## The mechanism at a glance", "",
               "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the "
@@ -673,7 +683,7 @@ def main(argv=None) -> int:
     for dataset in DATASETS:
         if runs(dataset):
             plot(dataset)
-        if dataset in REGIME and runs(dataset, REGIME[dataset]):
+        if regime_runs(dataset):
             plot(dataset, REGIME[dataset])
     summary_plot()
     print(f"wrote {path.relative_to(ROOT)}")

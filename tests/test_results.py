@@ -198,8 +198,7 @@ def test_every_row_audits_its_configs_final_step_at_the_studys_budget():
     from results import make_results
 
     for dataset in make_results.DATASETS:
-        regime = make_results.runs(dataset, make_results.REGIME[dataset]) if dataset in make_results.REGIME else []
-        for run in make_results.runs(dataset) + regime:  # runs() refuses what does not hold
+        for run in make_results.runs(dataset) + make_results.regime_runs(dataset):  # runs() refuses what does not hold
             meta = make_results.audit_file(run)["meta"]
             assert meta["global_step"] == make_results.final_step(run) > 0
 
@@ -284,8 +283,8 @@ def copy_run(results, run: str, name: str | None = None):
     """``run``'s small results files into the test's own results folder (as ``name``)."""
     folder = results / "cpu" / (name or run)
     folder.mkdir(parents=True)
-    for name in ("audit.json", "privacy_curve.csv", "run.json"):
-        (folder / name).write_text((ROOT / "results" / "cpu" / run / name).read_text())
+    for file in ("audit.json", "privacy_curve.csv", "run.json"):
+        (folder / file).write_text((ROOT / "results" / "cpu" / run / file).read_text())
     return folder
 
 

@@ -79,11 +79,15 @@ class DiffAITraining(RobustTraining):
             return clean, logits
         eps = self.current_eps()
         self.log("train/eps", eps)
-        worst = self.training_bound(x, y, eps, hp.domain, clip=hp.clip_input)  # ub(z_j − z_y), 0 at y
-        worst = worst.masked_fill(F.one_hot(y, worst.shape[1]).bool(), -1.0).amax(dim=1)
-        robust = F.softplus(worst)
+        robust = F.softplus(self.worst_margin(x, y, eps))
         robust = robust.sum() if hp.loss_reduction == "sum" else robust.mean()
         return (hp.robust_weight * robust + clean) / (hp.robust_weight + 1), logits
+
+    def worst_margin(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        """(B,) max(−1, max_{j≠y} ub(z_j − z_y)) over the domain of radius ``eps``: the study's ``preDomRes`` keeps
+        the true class at −1."""
+        worst = self.training_bound(x, y, eps, self.hparams.domain, clip=self.hparams.clip_input)  # 0 at y
+        return worst.masked_fill(F.one_hot(y, worst.shape[1]).bool(), -1.0).amax(dim=1)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if self.hparams.weight_norm:

@@ -38,12 +38,17 @@ def test_dual_equals_convex_adversarial(name, clip, dtype, tol):
     assert torch.allclose(ours, ref.detach(), atol=tol, rtol=0), (ours - ref).abs().max()
 
 
-@pytest.mark.parametrize("name", sorted(NETS))
-def test_box_is_ibp_without_elision_and_zonotope_is_dual(name):
-    torch.manual_seed(1)
+def _double_net_and_batch(name, seed):
+    """NETS[name] in float64 and a batch of 5 inputs and labels, all drawn after ``torch.manual_seed(seed)``."""
+    torch.manual_seed(seed)
     make, shape = NETS[name]
     net = make().double()
-    x, y = torch.rand(5, *shape, dtype=torch.float64), torch.randint(0, 5, (5,))
+    return net, torch.rand(5, *shape, dtype=torch.float64), torch.randint(0, 5, (5,))
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_box_is_ibp_without_elision_and_zonotope_is_dual(name):
+    net, x, y = _double_net_and_batch(name, 1)
     assert torch.equal(margin_lower_bounds(net, x, y, 0.1, "box"),
                        margin_lower_bounds(net, x, y, 0.1, "ibp", elide=False))
     # the DeepZ zonotope and Wong–Kolter's dual use the same relaxation
@@ -75,10 +80,7 @@ def _diffai_box_margins(net, x, y, eps):
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_box_is_diffais_box_domain(name):
     """The ``box`` bound DiffAI training and its I_V use is DiffAI's own Box domain, unclipped as the study's."""
-    torch.manual_seed(2)
-    make, shape = NETS[name]
-    net = make().double()
-    x, y = torch.rand(5, *shape, dtype=torch.float64), torch.randint(0, 5, (5,))
+    net, x, y = _double_net_and_batch(name, 2)
     ours = margin_lower_bounds(net, x, y, 0.05, "box", clip=False)
     assert torch.allclose(ours, _diffai_box_margins(net, x, y, 0.05), atol=1e-12, rtol=0)
 
