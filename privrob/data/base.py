@@ -184,11 +184,15 @@ class MembershipDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
         """An evaluation loader. On many devices each rank gets a disjoint shard without the padding that
-        ``DistributedSampler`` adds (it would count repeated examples), so accuracies are exact."""
+        ``DistributedSampler`` adds (it would count repeated examples), so accuracies are exact.
+
+        Its own (unused) generator: a DataLoader without one draws its workers' base seed from the global torch
+        generator each time it is iterated, so Lightning's validation passes (and its sanity check) would shift
+        every later random start, noise draw and shuffle of training with how often validation runs."""
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if dist.is_available() and \
             dist.is_initialized() and dist.get_world_size() > 1 else None
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, generator=torch.Generator())
 
     def train_dataloader(self) -> StatefulDataLoader:
         """The members, shuffled, through torchdata's ``StatefulDataLoader``: Lightning saves its position in the

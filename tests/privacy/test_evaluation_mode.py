@@ -126,11 +126,12 @@ class Snapshot(Callback):
         self.states.append((snapshot(pl_module), streams(), pl_module.training))
 
 
-def _fit(root, callbacks) -> PGDTraining:
+def _fit(root, callbacks, limit_val_batches=0, adv_eval_size=0) -> PGDTraining:
     pl.seed_everything(0, verbose=False)
     dm = CIFAR10DataModule(root=str(root), batch_size=16, eval_batch_size=16, augment=True)  # random crop + flip
     model = small_resnet()
-    quiet_trainer(max_epochs=3, limit_val_batches=0, callbacks=callbacks).fit(model, dm)
+    model.hparams.adv_eval_size = adv_eval_size
+    quiet_trainer(max_epochs=3, limit_val_batches=limit_val_batches, callbacks=callbacks).fit(model, dm)
     return model
 
 
@@ -145,6 +146,15 @@ def test_training_with_the_callback_equals_training_without_it(tmp_path):
     assert identical(with_callback, without)  # weights and batch-norm buffers, after 3 epochs with random starts
     for (s_b, r_b, mode_b), (s_a, r_a, mode_a) in zip(before.states, after.states):
         assert identical(s_b, s_a) and same_streams(r_b, r_a) and mode_b and mode_a
+
+
+def test_training_with_validation_equals_training_without_it(tmp_path):
+    """Lightning's validation passes (each epoch, the sanity check, val/adv_acc's random starts) draw nothing from
+    the global generators: how often a run validates does not change what it trains."""
+    root = write_cifar10(tmp_path, per_batch=16)
+    validated = _fit(root, [], limit_val_batches=2, adv_eval_size=4)
+    assert "val/adv_acc" in validated.trainer.callback_metrics
+    assert identical(snapshot(validated), snapshot(_fit(root, [])))
 
 
 def test_an_audit_leaves_the_loaded_model_untouched(tmp_path, cifar):
