@@ -187,8 +187,9 @@ class MembershipDataModule(pl.LightningDataModule):
         ``DistributedSampler`` adds (it would count repeated examples), so accuracies are exact.
 
         Its own (unused) generator: a DataLoader without one draws its workers' base seed from the global torch
-        generator each time it is iterated, so Lightning's validation passes (and its sanity check) would shift
-        every later random start, noise draw and shuffle of training with how often validation runs."""
+        generator when an iterator is made (every pass without persistent workers), so Lightning's validation
+        passes would shift every later random start, noise draw and shuffle of training with how often a run
+        validates (Lightning isolates only its sanity check)."""
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if dist.is_available() and \
             dist.is_initialized() and dist.get_world_size() > 1 else None
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,

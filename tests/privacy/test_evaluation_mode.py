@@ -29,9 +29,9 @@ EPS = 8 / 255
 STRATEGIES = [build_strategy("I_B", eps=EPS), build_strategy("I_A", eps=EPS, attack_steps=3)]
 
 
-def small_resnet() -> PGDTraining:
+def small_resnet(**kwargs) -> PGDTraining:
     return PGDTraining(CifarResNet(width=1, units_per_stage=1), eps=EPS, steps=2, rel_step_size=0.5,
-                       random_start=True, lr=0.05, optimizer="sgd")
+                       random_start=True, lr=0.05, optimizer="sgd", **kwargs)
 
 
 @pytest.fixture
@@ -126,12 +126,11 @@ class Snapshot(Callback):
         self.states.append((snapshot(pl_module), streams(), pl_module.training))
 
 
-def _fit(root, callbacks, limit_val_batches=0, adv_eval_size=0) -> PGDTraining:
+def _fit(root, callbacks, adv_eval_size=0, **trainer_kwargs) -> PGDTraining:
     pl.seed_everything(0, verbose=False)
     dm = CIFAR10DataModule(root=str(root), batch_size=16, eval_batch_size=16, augment=True)  # random crop + flip
-    model = small_resnet()
-    model.hparams.adv_eval_size = adv_eval_size
-    quiet_trainer(max_epochs=3, limit_val_batches=limit_val_batches, callbacks=callbacks).fit(model, dm)
+    model = small_resnet(adv_eval_size=adv_eval_size)
+    quiet_trainer(**{"max_epochs": 3, "limit_val_batches": 0, "callbacks": callbacks, **trainer_kwargs}).fit(model, dm)
     return model
 
 
@@ -149,12 +148,15 @@ def test_training_with_the_callback_equals_training_without_it(tmp_path):
 
 
 def test_training_with_validation_equals_training_without_it(tmp_path):
-    """Lightning's validation passes (each epoch, the sanity check, val/adv_acc's random starts) draw nothing from
-    the global generators: how often a run validates does not change what it trains."""
+    """Lightning's validation passes (after every epoch, with val/adv_acc) draw nothing from the global generators:
+    how often a run validates does not change what it trains, nor the random streams it leaves."""
     root = write_cifar10(tmp_path, per_batch=16)
-    validated = _fit(root, [], limit_val_batches=2, adv_eval_size=4)
+    validated = _fit(root, [], adv_eval_size=4, limit_val_batches=2, num_sanity_val_steps=2)
+    validated_streams = streams()
     assert "val/adv_acc" in validated.trainer.callback_metrics
-    assert identical(snapshot(validated), snapshot(_fit(root, [])))
+    unvalidated = _fit(root, [])
+    assert identical(snapshot(validated), snapshot(unvalidated))
+    assert same_streams(validated_streams, streams())
 
 
 def test_an_audit_leaves_the_loaded_model_untouched(tmp_path, cifar):
