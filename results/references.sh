@@ -29,14 +29,8 @@ last=$run/checkpoints/last.ckpt
 options=()   # the references' own
 [ -z "${PRIVROB_REFERENCE_EPOCHS:-}" ] || options=(--reference_epochs "$PRIVROB_REFERENCE_EPOCHS")
 [ -z "${PRIVROB_REFERENCE_FORMAT:-}" ] || options+=(--model.init_args.memory_format "$PRIVROB_REFERENCE_FORMAT")
-audit_args=()
-case $name in
-    fmnist_1k_*) audit_args=(--num_points 1000);;   # as results/run.sh
-    fmnist_*) audit_args=(--num_points 2000);;   # as results/run.sh
-    yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;
-    *_ibp) audit_args=(--bound_methods "[ibp]");;
-    *_diffai) audit_args=(--bound_methods "[box]");;
-esac
+source results/audit_options.sh
+audit_options "$name"
 code_state() {
     echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
 }

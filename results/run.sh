@@ -29,6 +29,7 @@ threads=${PRIVROB_THREADS:-1} seed=${PRIVROB_SEED:-0} resume=${PRIVROB_RESUME:-0
 for name in "$@"; do
     [ -f "configs/cpu/$name.yaml" ] || fail "no config configs/cpu/$name.yaml"
 done
+source results/audit_options.sh
 quoted() { "$PY" -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"; }   # one shell line
 code_state() {   # the commit, and "+changes" if the package, callbacks or configs differ from it (untracked too)
     echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
@@ -63,14 +64,7 @@ for name in "$@"; do
         options=(--seed_everything $((init + seed)) --data.init_args.seed $((split + seed))
                  --trainer.default_root_dir "$run" --trainer.logger.init_args.name "$(logger_name "$name")")
     fi
-    audit_args=()
-    case $name in
-        fmnist_1k_*) audit_args=(--num_points 1000);;   # all 1,000 members and as many non-members
-        fmnist_*) audit_args=(--num_points 2000);;
-        yale_ibp) audit_args=(--bound_methods "[ibp]" --eps 0.03137254901960784);;  # by IBP at 8/255, as the study
-        *_ibp) audit_args=(--bound_methods "[ibp]");;   # the study certified its IBP models by IBP
-        *_diffai) audit_args=(--bound_methods "[box]");;   # and DiffAI's by its box (Top.domRes)
-    esac
+    audit_options "$name"
     last=$run/checkpoints/last.ckpt resumed=0
     if [ "$resume" = 1 ] && [ -f "$last" ]; then resumed=1; fi
     fit=("$PY" -m privrob fit --config "configs/cpu/$name.yaml" "${options[@]}")

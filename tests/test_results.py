@@ -465,6 +465,23 @@ def test_run_sh_seeds_shift_both_seeds_into_their_own_folders():
         assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith(f"privrob: error: {variable}"), r.stderr
 
 
+def test_run_sh_audits_each_run_on_its_datasets_points_by_its_methods_certifier():
+    """A Fashion-MNIST verifiable run gets both its dataset's points and its method's certified bound (the study's:
+    IBP by IBP, DiffAI by its box; Yale IBP at 8/255), the options results/references.sh's audit shares."""
+    env = {**os.environ, "PYTHON": sys.executable, "PRIVROB_DRY_RUN": "1"}
+    names = {"fmnist_ibp": ["--num_points", "2000", "--bound_methods", "[ibp]"],
+             "fmnist_diffai": ["--num_points", "2000", "--bound_methods", "[box]"],
+             "fmnist_1k_pgd": ["--num_points", "1000"],
+             "yale_ibp": ["--bound_methods", "[ibp]", "--eps", "0.03137254901960784"],
+             "yale_diffai": ["--bound_methods", "[box]"], "yale_pgd": []}
+    r = subprocess.run(["bash", "results/run.sh", *names], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    audits = [shlex.split(line) for line in r.stdout.splitlines()][1::2]
+    for audit, (name, options) in zip(audits, names.items(), strict=True):
+        assert audit[audit.index("--output") + 1] == f"results/cpu/{name}/audit"
+        assert audit[audit.index("--output") + 2:] == options
+
+
 def test_references_sh_refuses_bad_options_before_any_work():
     env = {**os.environ, "PYTHON": sys.executable}
     for variable, value, message in (("PRIVROB_REFERENCE_JOBS", "0", "must be positive integers, got '0'"),
