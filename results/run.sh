@@ -8,9 +8,10 @@
 # "+changes" if the package, callbacks or configs differed from it). Checkpoints and W&B files stay in runs/cpu/NAME.
 # Set PRIVROB_THREADS (default 1) to give each run more threads; two queues of one thread use both cores here.
 # A run longer than a session: PRIVROB_RESUME=1 continues runs/cpu/NAME from its checkpoints/last.ckpt (exact resume)
-# when it holds one. Each start of the fit is a segment (runs/cpu/NAME/segments.tsv: start time, commit); a segment
-# that was killed counts up to its last checkpoint (the work the next segment builds on), so run.json's fit_seconds
-# is the wall time of the training the final checkpoint holds, and its commit names every segment's code.
+# when it holds one, on the thread count it was trained on. Each start of the fit is a segment (runs/cpu/NAME/
+# segments.tsv: start time, commit, threads); a segment that was killed counts up to its last checkpoint (the work the
+# next segment builds on), so run.json's fit_seconds is the wall time of the training the final checkpoint holds, and
+# its commit names every segment's code.
 # Seeds (issue 16): PRIVROB_SEED=S (S >= 1) runs each config once more with its seed_everything and its data module's
 # seed both shifted by S (the split and the initialisation change together), in runs/cpu/NAME_seedS (W&B name
 # cpu_NAME_seedS), with its small files in results/cpu/NAME/seeds/S/; make_results reports mean ± sd over the config's
@@ -42,8 +43,12 @@ logger_name() { echo "cpu_$1_seed$seed"; }   # a seed run's W&B name
 declare -A seeds_of   # per name, under PRIVROB_SEED: the config's "SEED_EVERYTHING DATA_SEED"
 for name in "$@"; do   # every name checked before any work
     read -r run _ < <(folders "$name")
-    if [ "$resume" = 1 ] && [ -f "$run/checkpoints/last.ckpt" ] && [ ! -f "$run/segments.tsv" ]; then
-        fail "$run has a checkpoint but no segments.tsv (its start was not timed): not resumed"
+    if [ "$resume" = 1 ] && [ -f "$run/checkpoints/last.ckpt" ]; then
+        [ -f "$run/segments.tsv" ] || fail "$run has a checkpoint but no segments.tsv (its start was not timed): not resumed"
+        # a thread count changes the floating-point order of the CPU kernels: a resume keeps the run's
+        read -r _ _ before < <(tail -n 1 "$run/segments.tsv")
+        [ -z "$before" ] || [ "$before" = "$threads" ] ||
+            fail "$run was trained on $before thread(s): resume it with PRIVROB_THREADS=$before, not $threads"
     fi
     [ "$seed" = 0 ] && continue
     # the config's seeds as the command line resolves them (defaults included), the W&B name override checked alike
@@ -86,7 +91,7 @@ for name in "$@"; do
     fi
     trained=$(code_state)
     t0=$(date +%s.%N)
-    printf '%s\t%s\n' "${t0%.*}" "$trained" >> "$run/segments.tsv"
+    printf '%s\t%s\t%s\n' "${t0%.*}" "$trained" "$threads" >> "$run/segments.tsv"
     # every segment logs to the same offline W&B run, named by the first segment's start
     export OMP_NUM_THREADS=$threads WANDB_MODE=offline WANDB_RESUME=allow \
         WANDB_RUN_ID="cpu-${run#runs/cpu/}-$(head -n 1 "$run/segments.tsv" | cut -f1)"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -480,6 +481,32 @@ def test_run_sh_audits_each_run_on_its_datasets_points_by_its_methods_certifier(
     for audit, (name, options) in zip(audits, names.items(), strict=True):
         assert audit[audit.index("--output") + 1] == f"results/cpu/{name}/audit"
         assert audit[audit.index("--output") + 2:] == options
+
+
+def test_run_sh_resumes_a_run_only_on_the_thread_count_it_was_trained_on():
+    """The thread count changes the CPU kernels' floating-point order, so an exact resume keeps it (segments.tsv
+    records each segment's); a run from before that column resumes as before."""
+    run = ROOT / "runs" / "cpu" / "yale_natural_seed97"   # PRIVROB_SEED=97's folder
+    assert not run.exists()
+    env = {**os.environ, "PYTHON": sys.executable, "PRIVROB_SEED": "97", "PRIVROB_RESUME": "1", "PRIVROB_DRY_RUN": "1"}
+    try:
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+        segments = run / "segments.tsv"
+        for recorded, threads, refused in (("\t1", "2", True), ("\t2", "2", False), ("", "2", False)):
+            segments.write_text(f"1796000000\tabc1234{recorded}\n")
+            r = subprocess.run(["bash", "results/run.sh", "yale_natural"], cwd=ROOT, capture_output=True, text=True,
+                               env={**env, "PRIVROB_THREADS": threads})
+            if refused:
+                assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+                    "privrob: error: runs/cpu/yale_natural_seed97 was trained on 1 thread(s): resume it with "
+                    "PRIVROB_THREADS=1, not 2"), r.stderr
+            else:
+                assert r.returncode == 0 and "--ckpt_path runs/cpu/yale_natural_seed97/checkpoints/last.ckpt" in \
+                    r.stdout, r.stderr
+            assert segments.read_text() == f"1796000000\tabc1234{recorded}\n"   # nothing written
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def test_references_sh_refuses_bad_options_before_any_work():
