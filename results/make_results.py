@@ -360,6 +360,13 @@ def plot_path(dataset: str, prefix: str | None = None) -> Path:
     return RESULTS / f"{prefix or dataset}_privacy_curves.png"
 
 
+def method_colours() -> dict[str, tuple]:
+    """One colour per method, the same in every figure."""
+    import matplotlib.pyplot as plt
+
+    return dict(zip(METHODS, plt.get_cmap("tab10").colors))
+
+
 def plot(dataset: str, prefix: str | None = None) -> None:
     """I_A (left) and I_B (right) inference accuracy over epochs, one line per method, from the privacy curves (of a
     REGIME's runs with ``prefix``)."""
@@ -372,7 +379,7 @@ def plot(dataset: str, prefix: str | None = None) -> None:
     for ax, strategy in zip(axes, ("I_A", "I_B")):
         for run in runs(dataset, prefix):
             pts = [(int(r["epoch"]) + 1, float(r["accuracy"])) for r in rows if r["run"] == run and r["strategy"] == strategy]
-            ax.plot(*zip(*pts), marker="o", label=METHODS[method_of(run)])
+            ax.plot(*zip(*pts), marker="o", label=METHODS[method_of(run)], color=method_colours()[method_of(run)])
         where = "" if prefix is None else ", fewer members trained longer"
         ax.set(title=f"{strategy} on {DATASETS[dataset]}{where}", xlabel="epochs trained", ylabel="inference accuracy")
         ax.grid(alpha=0.3)
@@ -413,7 +420,7 @@ def summary_plot() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(METHODS, plt.get_cmap("tab10").colors))
+    colours = method_colours()
     markers = {"published": ("o", 45), "CPU": ("o", 45), "CPU, other seed": ("o", 15), "GPU": ("s", 45),
                REGIME_SOURCE: ("^", 45)}
     fig, axes = plt.subplots(1, len(DATASETS), figsize=(10, 4.2))
@@ -486,16 +493,26 @@ def budget(dataset: str) -> list[str]:
     return lines
 
 
+def fit_commands(info: dict) -> str:
+    """The fit as run.sh ran it: one command, or a first segment and the exact resumes that continued it."""
+    segments = info.get("fit_segments", 1)
+    if segments == 1:
+        return f"`{info['fit_command']}`"
+    first = re.sub(r"--ckpt_path \S+$", "--overwrite true", info["fit_command"])
+    return (f"`{first}`, continued in {segments - 1} more segment(s) from its last checkpoint "
+            f"(`PRIVROB_RESUME=1`) by `{info['fit_command']}`")
+
+
 def commands(dataset: str, prefix: str | None = None) -> list[str]:
     out = []
     for run in runs(dataset, prefix):
         info = run_info(run)
         out += [f"- `{run}` ({info['machine']}, finished {info['finished']}, {code(run)}):",
-                f"  `{info['fit_command']}`, then `{info['audit_command']}`"]
+                f"  {fit_commands(info)}, then `{info['audit_command']}`"]
         for folder in seed_folders(run):
             info = seed_run(run, folder)[1]
             out += [f"  - seed {folder.name} ({info['machine']}, finished {info['finished']}, commit {info['commit']}; "
-                    f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}): `{info['fit_command']}`, "
+                    f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}): {fit_commands(info)}, "
                     f"then `{info['audit_command']}`"]
     return out
 

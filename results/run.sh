@@ -45,8 +45,9 @@ for name in "$@"; do   # every name checked before any work
     read -r run _ < <(folders "$name")
     if [ "$resume" = 1 ] && [ -f "$run/checkpoints/last.ckpt" ]; then
         [ -f "$run/segments.tsv" ] || fail "$run has a checkpoint but no segments.tsv (its start was not timed): not resumed"
+        [ -s "$run/segments.tsv" ] || fail "$run/segments.tsv is empty (its start was not timed): not resumed"
         # a thread count changes the floating-point order of the CPU kernels: a resume keeps the run's
-        read -r _ _ before < <(tail -n 1 "$run/segments.tsv")
+        before=$(tail -n 1 "$run/segments.tsv" | cut -s -f3)
         [ -z "$before" ] || [ "$before" = "$threads" ] ||
             fail "$run was trained on $before thread(s): resume it with PRIVROB_THREADS=$before, not $threads"
     fi
@@ -83,7 +84,7 @@ for name in "$@"; do
     mkdir -p "$run"
     if [ $resumed = 1 ]; then
         # the segment killed before this one counts up to its last checkpoint
-        read -r start _ < <(tail -n 1 "$run/segments.tsv")
+        start=$(tail -n 1 "$run/segments.tsv" | cut -f1)
         awk -v s="$start" -v e="$(stat -c %Y "$last")" 'BEGIN {printf "%.1f\n", (e > s ? e - s : 0)}' \
             >> "$run/segment_seconds"
     else

@@ -156,6 +156,20 @@ def test_the_summary_figure_plots_every_published_model_and_every_row():
     assert f"]({figure.relative_to(ROOT)})" in RESULTS_MD.read_text() and figure.stat().st_size > 10_000
 
 
+def test_a_resumed_runs_commands_name_its_start_and_its_resumes():
+    """run.json keeps the last segment's fit command; a row's commands also give the first segment's, so that the
+    list reproduces the run from scratch (fmnist_1k_pgd ran in two segments)."""
+    from results import make_results
+
+    info = json.loads((ROOT / "results" / "cpu" / "fmnist_1k_pgd" / "run.json").read_text())
+    assert info["fit_segments"] == 2
+    listed = make_results.fit_commands(info)
+    assert listed.startswith("`" + info["fit_command"].split(" --ckpt_path ")[0] + " --overwrite true`")
+    assert "continued in 1 more segment(s)" in listed and listed.endswith(f"`{info['fit_command']}`")
+    assert make_results.fit_commands({**info, "fit_segments": 1}) == f"`{info['fit_command']}`"
+    assert listed in (ROOT / "RESULTS.md").read_text()
+
+
 def test_benchmark_rows_equal_the_printed_values():
     lines = [l for l in RESULTS_MD.read_text().splitlines() if re.match(r"\| \w+ \| `python benchmarks/", l)]
     names, printed = {}, {}
@@ -487,14 +501,15 @@ def test_run_sh_resumes_a_run_only_on_the_thread_count_it_was_trained_on():
     """The thread count changes the CPU kernels' floating-point order, so an exact resume keeps it (segments.tsv
     records each segment's); a run from before that column resumes as before."""
     run = ROOT / "runs" / "cpu" / "yale_natural_seed97"   # PRIVROB_SEED=97's folder
-    assert not run.exists()
+    assert not run.exists(), f"{run} exists (left by an interrupted run of this test?): delete it"
     env = {**os.environ, "PYTHON": sys.executable, "PRIVROB_SEED": "97", "PRIVROB_RESUME": "1", "PRIVROB_DRY_RUN": "1"}
     try:
         (run / "checkpoints").mkdir(parents=True)
         (run / "checkpoints" / "last.ckpt").write_bytes(b"")
         segments = run / "segments.tsv"
-        for recorded, threads, refused in (("\t1", "2", True), ("\t2", "2", False), ("", "2", False)):
-            segments.write_text(f"1796000000\tabc1234{recorded}\n")
+        for recorded, threads, refused in (("\t1\n", "2", True), ("\t1", "2", True), ("\t2\n", "2", False),
+                                           ("\n", "2", False)):   # a last line without its newline is read too
+            segments.write_text(f"1796000000\tabc1234{recorded}")
             r = subprocess.run(["bash", "results/run.sh", "yale_natural"], cwd=ROOT, capture_output=True, text=True,
                                env={**env, "PRIVROB_THREADS": threads})
             if refused:
@@ -504,7 +519,11 @@ def test_run_sh_resumes_a_run_only_on_the_thread_count_it_was_trained_on():
             else:
                 assert r.returncode == 0 and "--ckpt_path runs/cpu/yale_natural_seed97/checkpoints/last.ckpt" in \
                     r.stdout, r.stderr
-            assert segments.read_text() == f"1796000000\tabc1234{recorded}\n"   # nothing written
+            assert segments.read_text() == f"1796000000\tabc1234{recorded}"   # nothing written
+        segments.write_text("")
+        r = subprocess.run(["bash", "results/run.sh", "yale_natural"], cwd=ROOT, capture_output=True, text=True, env=env)
+        assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+            "privrob: error: runs/cpu/yale_natural_seed97/segments.tsv is empty (its start was not timed): not resumed")
     finally:
         shutil.rmtree(run, ignore_errors=True)
 
