@@ -374,12 +374,12 @@ def plot(dataset: str, prefix: str | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = curves(dataset, prefix)
+    rows, colours = curves(dataset, prefix), method_colours()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, strategy in zip(axes, ("I_A", "I_B")):
         for run in runs(dataset, prefix):
             pts = [(int(r["epoch"]) + 1, float(r["accuracy"])) for r in rows if r["run"] == run and r["strategy"] == strategy]
-            ax.plot(*zip(*pts), marker="o", label=METHODS[method_of(run)], color=method_colours()[method_of(run)])
+            ax.plot(*zip(*pts), marker="o", label=METHODS[method_of(run)], color=colours[method_of(run)])
         where = "" if prefix is None else ", fewer members trained longer"
         ax.set(title=f"{strategy} on {DATASETS[dataset]}{where}", xlabel="epochs trained", ylabel="inference accuracy")
         ax.grid(alpha=0.3)
