@@ -29,11 +29,8 @@ last=$run/checkpoints/last.ckpt
 options=()   # the references' own
 [ -z "${PRIVROB_REFERENCE_EPOCHS:-}" ] || options=(--reference_epochs "$PRIVROB_REFERENCE_EPOCHS")
 [ -z "${PRIVROB_REFERENCE_FORMAT:-}" ] || options+=(--model.init_args.memory_format "$PRIVROB_REFERENCE_FORMAT")
-source results/audit_options.sh
+source results/common.sh
 audit_options "$name"
-code_state() {
-    echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
-}
 train=("$PY" -m privrob references --config "$run/config.yaml" --ckpt_path "$last" --num_reference "$k"
        --output_dir "$run/references" "${options[@]}")
 audit=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$last" --output "$out/audit"

@@ -30,11 +30,8 @@ threads=${PRIVROB_THREADS:-1} seed=${PRIVROB_SEED:-0} resume=${PRIVROB_RESUME:-0
 for name in "$@"; do
     [ -f "configs/cpu/$name.yaml" ] || fail "no config configs/cpu/$name.yaml"
 done
-source results/audit_options.sh
+source results/common.sh
 quoted() { "$PY" -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"; }   # one shell line
-code_state() {   # the commit, and "+changes" if the package, callbacks or configs differ from it (untracked too)
-    echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
-}
 folders() {   # "RUN OUT" of name $1 under PRIVROB_SEED
     if [ "$seed" = 0 ]; then echo "runs/cpu/$1 results/cpu/$1"
     else echo "runs/cpu/$1_seed$seed results/cpu/$1/seeds/$seed"; fi

@@ -1,0 +1,21 @@
+# What results/run.sh and results/references.sh share (sourced by both, so their audits and their commit records agree).
+
+# The audit options of a CPU run by its name: how many points (all Yale points; a seeded 2,000 + 2,000 on
+# Fashion-MNIST, all 1,000 members and as many non-members for fmnist_1k_*) and, for the verifiable methods, the
+# certified method the study used.
+audit_options() {   # sets the array audit_args for run name $1
+    audit_args=()
+    case $1 in
+        fmnist_1k_*) audit_args+=(--num_points 1000);;
+        fmnist_*) audit_args+=(--num_points 2000);;
+    esac
+    case $1 in
+        yale_ibp) audit_args+=(--bound_methods "[ibp]" --eps 0.03137254901960784);;  # by IBP at 8/255, as the study
+        *_ibp) audit_args+=(--bound_methods "[ibp]");;   # the study certified its IBP models by IBP
+        *_diffai) audit_args+=(--bound_methods "[box]");;   # and DiffAI's by its box (Top.domRes)
+    esac
+}
+
+code_state() {   # the commit, and "+changes" if the package, callbacks or configs differ from it (untracked too)
+    echo "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- privrob callbacks configs)" ] || echo +changes)"
+}
