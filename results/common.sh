@@ -1,4 +1,5 @@
-# What results/run.sh and results/references.sh share (sourced by both, so their audits and their commit records agree).
+# What results/run.sh, results/references.sh and results/gpu_full.sh share (sourced by each, so their audits and their
+# commit records agree).
 
 # The audit options of a CPU run by its name: how many points (all Yale points; a seeded 2,000 + 2,000 on
 # Fashion-MNIST, all 1,000 members and as many non-members for fmnist_1k_*) and, for the verifiable methods, the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The study's own Yale schedules on one GPU (issue 16, item 5): each config of configs/yale_NAME.yaml fits in its own
 # process, all at once on the one GPU, then each is audited on its last checkpoint as results/run.sh audits a CPU
-# run (all 1,900 + 514 points; IBP by IBP at 8/255), and the small files go to $OUT/yale_NAME/{audit.json, audit.md,
+# run (all 1,900 + 514 points; IBP by IBP at 8/255, DiffAI by its box: results/common.sh), and the small files go to $OUT/yale_NAME/{audit.json, audit.md,
 # audit.roc.png, privacy_curve.csv, run.json}, each folder replaced whole once it is complete:
 #   DATA=<folder holding CroppedYale/> bash results/gpu_full.sh [NAME...]
 # (NAME: natural ibp diffai pgd trades wrm, the default all six; the dual method does not fit.)
@@ -46,8 +46,9 @@ else
     [ -n "$machine" ] || error "no CUDA device (PRIVROB_GPU_TINY=1 tries the script on the CPU)"
     device=(--trainer.accelerator gpu --trainer.devices 1) points=() small=()
 fi
-commit=$(git rev-parse --short HEAD 2>/dev/null) || error "not in a git checkout: run.json must name the commit"
-[ -z "$(git status --porcelain -- privrob callbacks configs)" ] || commit="$commit+changes"
+git rev-parse --git-dir > /dev/null 2>&1 || error "not in a git checkout: run.json must name the commit"
+source results/common.sh
+commit=$(code_state)
 export WANDB_MODE=offline PYTHONUNBUFFERED=1
 
 # the study's length of each schedule: "max_steps N" or "max_epochs N"
@@ -88,11 +89,10 @@ done
 for name in "${names[@]}"; do   # the audits, in parallel too, each into a folder of its own until complete
     run=$runs/yale_$name
     [ -f "$run.fit_end" ] || continue
-    extra=()
-    [ "$name" != ibp ] || extra=(--eps 0.03137254901960784 --bound_methods "[ibp]")
+    audit_options "yale_$name"   # sets audit_args
     mkdir -p "$run.result"
     cmd=("$PY" -m privrob audit --config "$run/config.yaml" --ckpt_path "$run/checkpoints/last.ckpt"
-         --output "$run.result/audit" "${device[@]}" "${points[@]}" "${extra[@]}")
+         --output "$run.result/audit" "${device[@]}" "${points[@]}" "${audit_args[@]}")
     audit_command[$name]="${cmd[*]}"
     audit_start[$name]=$(date +%s.%N)
     ("${cmd[@]}" > "$run.audit.log" 2>&1 && date +%s.%N > "$run.audit_end") &

@@ -601,7 +601,8 @@ def test_a_reference_audit_not_of_the_final_step_is_refused(copied_run):
 
 def test_the_gpu_script_runs_fits_and_audits_at_a_tiny_size_on_the_cpu(yale_root, tmp_path):
     """results/gpu_full.sh tried as issue 16 asks (3 steps on 40 members, 16 + 16 audited): its files are what
-    make_results reads for a GPU row, the audit of the step the fit ended at; a bad name is refused before any work."""
+    make_results reads for a GPU row, the audit of the step the fit ended at, each certified by the study's method;
+    a bad name is refused before any work."""
     import os
     import subprocess
     import sys
@@ -619,8 +620,11 @@ def test_the_gpu_script_runs_fits_and_audits_at_a_tiny_size_on_the_cpu(yale_root
         last = bad.stderr.splitlines()[-1]
         assert bad.returncode == 2 and last.startswith("privrob: error:") and reason in last, bad.stderr
         assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
-    r = subprocess.run(["bash", script, "natural"], env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(["bash", script, "natural", "diffai"], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
+    # each model certified as the study certified it (results/common.sh, as results/run.sh): DiffAI's by its box
+    diffai = json.loads((tmp_path / "out" / "yale_diffai" / "audit.json").read_text())["strategies"]["I_V"]
+    assert diffai["bound"] == "box" and diffai["members"] == 16
     folder = tmp_path / "out" / "yale_natural"
     report, info = (json.loads((folder / name).read_text()) for name in ("audit.json", "run.json"))
     assert report["meta"]["global_step"] == info["final_step"] == 3 and info["schedule"] == "max_steps 20001"
