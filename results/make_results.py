@@ -248,21 +248,27 @@ def moved(dataset: str) -> list[str]:
 
 
 def gaps(dataset: str, prefix: str | None = None) -> list[str]:
-    """Robust minus natural I_A (and I_B), privrob's beside the study's, and each robust model's adversarial
-    generalisation gap (what I_A feeds on, the study's Section 4 explanation); of a REGIME's runs with ``prefix``."""
+    """Robust minus natural I_A (and I_B), privrob's beside the study's, whether the I_A gaps share their sign and
+    privrob's as a multiple of the study's, and each robust model's adversarial generalisation gap (what I_A feeds
+    on, the study's Section 4 explanation); of a REGIME's runs with ``prefix``."""
     done, natural = runs(dataset, prefix), f"{prefix or dataset}_natural"
     if natural not in done or len(done) < 2:
         return []
     pub, nat = published(), measured(natural)
-    lines = ["| method | I_A − natural I_A, published | I_A − natural I_A, privrob "
+    lines = ["| method | I_A − natural I_A, published | I_A − natural I_A, privrob | same sign | privrob / published "
              "| I_B − natural I_B, published | I_B − natural I_B, privrob "
-             "| adv train − adv test acc, published | adv train − adv test acc, privrob |", "|---|---|---|---|---|---|---|"]
+             "| adv train − adv test acc, published | adv train − adv test acc, privrob |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for run in done[1:]:
         method = method_of(run)
         m, p, pn = measured(run), pub[(dataset, method)], pub[(dataset, "natural")]
-        cells = [p["I_A"] - pn["I_A"], m["I_A"] - nat["I_A"], p["I_B"] - pn["I_B"], m["I_B"] - nat["I_B"],
+        study, ours = p["I_A"] - pn["I_A"], m["I_A"] - nat["I_A"]
+        agree = "yes" if study * ours > 0 else "no"
+        ratio = f"{ours / study:.2f}" if study else "–"
+        cells = [p["I_B"] - pn["I_B"], m["I_B"] - nat["I_B"],
                  p["adv_train_acc"] - p["adv_test_acc"], m["adv_train_acc"] - m["adv_test_acc"]]
-        lines.append(f"| {METHODS[method]} | " + " | ".join(f"{c:+.4f}" for c in cells) + " |")
+        lines.append(f"| {METHODS[method]} | {study:+.4f} | {ours:+.4f} | {agree} | {ratio} | "
+                     + " | ".join(f"{c:+.4f}" for c in cells) + " |")
     return lines
 
 
@@ -488,7 +494,8 @@ def budget(dataset: str) -> list[str]:
         lr = [c["model"]["init_args"]["lr"] for c in (cpu, study)]
         counts = audit(run)["I_B"]
         members = cpu["data"]["init_args"].get("num_members") or f"all {int(counts['members'])}"
-        lines.append(f"| {run} | {cpu['trainer']['max_epochs']} epochs | {full} | {width[0]} ({width[1]}) "
+        lines.append(f"| {run} | {cpu['trainer']['max_epochs']} epochs (step {final_step(run):,}) | {full} "
+                     f"| {width[0]} ({width[1]}) "
                      f"| {members} | {lr[0]:g} ({lr[1]:g}) | {int(counts['members'])} + {int(counts['nonmembers'])} |")
     return lines
 

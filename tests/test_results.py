@@ -216,6 +216,10 @@ def test_every_row_audits_its_configs_final_step_at_the_studys_budget():
         for run in make_results.runs(dataset) + make_results.regime_runs(dataset):  # runs() refuses what does not hold
             meta = make_results.audit_file(run)["meta"]
             assert meta["global_step"] == make_results.final_step(run) > 0
+        # the budget table says which step each row audits
+        for row in make_results.budget(dataset)[2:]:
+            run = row.split("|")[1].strip()
+            assert f"(step {make_results.audit_file(run)['meta']['global_step']:,})" in row.split("|")[2]
 
 
 def test_regime_rows_say_from_their_files_whether_they_reached_the_studys_regime():
@@ -282,7 +286,10 @@ def test_regime_section_renders_its_runs_from_their_files(tmp_path, monkeypatch)
                 f"fmnist_{method}", f"fmnist_1k_{method}"]
         gap = next(r for r in text.splitlines() if r.startswith("| PGD (Madry) | +"))
         pgd, nat = make_results.measured("fmnist_1k_pgd"), make_results.measured("fmnist_1k_natural")
-        assert gap.split("|")[3].strip() == f"{pgd['I_A'] - nat['I_A']:+.4f}"
+        ours = pgd["I_A"] - nat["I_A"]
+        study = make_results.published()[("fmnist", "pgd")]["I_A"] - make_results.published()[("fmnist", "natural")]["I_A"]
+        assert [c.strip() for c in gap.split("|")[3:6]] == [f"{ours:+.4f}", "yes" if ours * study > 0 else "no",
+                                                            f"{ours / study:.2f}"]
         points = {(m, s) for m, s, _, _ in make_results.mechanism_points("fmnist")}
         assert {("pgd", make_results.REGIME_SOURCE), ("natural", make_results.REGIME_SOURCE)} <= points
         report["meta"]["global_step"] = 1900
