@@ -1,9 +1,9 @@
 # What results/run.sh, results/references.sh and results/gpu_full.sh share (sourced by each, so their audits and their
 # commit records agree).
 
-# The audit options of a CPU run by its name: how many points (all Yale points; a seeded 2,000 + 2,000 on
-# Fashion-MNIST, all 1,000 members and as many non-members for fmnist_1k_*) and, for the verifiable methods, the
-# certified method the study used.
+# The audit options of a run by its config's name (configs/cpu/NAME.yaml, or yale_NAME on the GPU): how many points
+# (all Yale points; a seeded 2,000 + 2,000 on Fashion-MNIST, all 1,000 members and as many non-members for
+# fmnist_1k_*) and, for the verifiable methods, the certified method the study used.
 audit_options() {   # sets the array audit_args for run name $1
     audit_args=()
     case $1 in

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The study's own Yale schedules on one GPU (issue 16, item 5): each config of configs/yale_NAME.yaml fits in its own
 # process, all at once on the one GPU, then each is audited on its last checkpoint as results/run.sh audits a CPU
-# run (all 1,900 + 514 points; IBP by IBP at 8/255, DiffAI by its box: results/common.sh), and the small files go to $OUT/yale_NAME/{audit.json, audit.md,
-# audit.roc.png, privacy_curve.csv, run.json}, each folder replaced whole once it is complete:
+# run (all 1,900 + 514 points; IBP by IBP at 8/255, DiffAI by its box: results/common.sh), and the small files go to
+# $OUT/yale_NAME/{audit.json, audit.md, audit.roc.png, privacy_curve.csv, run.json}, each folder replaced whole once
+# it is complete:
 #   DATA=<folder holding CroppedYale/> bash results/gpu_full.sh [NAME...]
 # (NAME: natural ibp diffai pgd trades wrm, the default all six; the dual method does not fit.)
 # Natural, IBP and DiffAI have the shortest schedules (20,001 steps; 99 epochs); PGD, TRADES and WRM take about 11

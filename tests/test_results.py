@@ -287,7 +287,8 @@ def test_regime_section_renders_its_runs_from_their_files(tmp_path, monkeypatch)
         gap = next(r for r in text.splitlines() if r.startswith("| PGD (Madry) | +"))
         pgd, nat = make_results.measured("fmnist_1k_pgd"), make_results.measured("fmnist_1k_natural")
         ours = pgd["I_A"] - nat["I_A"]
-        study = make_results.published()[("fmnist", "pgd")]["I_A"] - make_results.published()[("fmnist", "natural")]["I_A"]
+        pub = make_results.published()
+        study = pub[("fmnist", "pgd")]["I_A"] - pub[("fmnist", "natural")]["I_A"]
         assert [c.strip() for c in gap.split("|")[3:6]] == [f"{ours:+.4f}", "yes" if ours * study > 0 else "no",
                                                             f"{ours / study:.2f}"]
         points = {(m, s) for m, s, _, _ in make_results.mechanism_points("fmnist")}
