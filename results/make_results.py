@@ -419,15 +419,15 @@ REGIME_SOURCE = "CPU, the study's regime"
 
 
 def summary_plot() -> None:
-    """One panel per dataset: I_A against the adversarial generalisation gap, the published models hollow, privrob's
-    filled (small: its other seeds; a square on a GPU), a dotted line from each published model to privrob's
-    measurement of it, chance dashed."""
+    """One panel per dataset: I_A against the adversarial generalisation gap, the published models as larger rings on
+    top, privrob's filled (small: its other seeds; a square on a GPU), a dotted line from each published model to
+    privrob's measurement of it, chance dashed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = method_colours()
-    markers = {"published": ("o", 45), "CPU": ("o", 45), "CPU, other seed": ("o", 15), "GPU": ("s", 45),
+    markers = {"published": ("o", 90), "CPU": ("o", 45), "CPU, other seed": ("o", 15), "GPU": ("s", 45),
                REGIME_SOURCE: ("^", 45)}
     fig, axes = plt.subplots(1, len(DATASETS), figsize=(10, 4.2))
     for ax, dataset in zip(axes, DATASETS):
@@ -435,8 +435,9 @@ def summary_plot() -> None:
         where = {(method, source): (gap, ia) for method, source, gap, ia in points}
         for method, source, gap, ia in points:
             marker, size = markers[source]
+            published = source == "published"   # a larger ring drawn on top: visible over privrob's point
             ax.scatter(gap, ia, s=size, marker=marker, edgecolors=colours[method], alpha=0.8,
-                       facecolors="none" if source == "published" else colours[method])
+                       facecolors="none" if published else colours[method], zorder=3 if published else 2)
             if source in ("CPU", "GPU", REGIME_SOURCE) and (method, "published") in where:
                 (x0, y0) = where[(method, "published")]
                 ax.plot([x0, gap], [y0, ia], ":", color=colours[method], lw=1)
