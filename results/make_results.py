@@ -247,29 +247,44 @@ def moved(dataset: str) -> list[str]:
     return lines
 
 
+def members_of(run: str) -> tuple[int, int]:
+    """Which members ``configs/cpu/<run>.yaml`` trains on: their number and the data module's seed (default 0)."""
+    data = cpu_config(run)["data"]["init_args"]
+    return MEMBERS[run.split("_", 1)[0]](data), data.get("seed", 0)
+
+
+def natural_of(run: str, dataset: str) -> str | None:
+    """The finished natural run (the CPU budget's or the REGIME's) trained on the same members as ``run``: a gap to
+    one trained on other members would add the effect of their number to the cost of robustness."""
+    naturals = [r for r in runs(dataset) + regime_runs(dataset) if method_of(r) == "natural"]
+    return next((r for r in naturals if members_of(r) == members_of(run)), None)
+
+
 def gaps(dataset: str, prefix: str | None = None) -> list[str]:
     """Robust minus natural I_A (and I_B), privrob's beside the study's, whether the I_A gaps share their sign and
     privrob's as a multiple of the study's, and each robust model's adversarial generalisation gap (what I_A feeds
-    on, the study's Section 4 explanation); of a REGIME's runs with ``prefix``."""
-    done, natural = runs(dataset, prefix), f"{prefix or dataset}_natural"
-    if natural not in done or len(done) < 2:
-        return []
-    pub, nat = published(), measured(natural)
-    lines = ["| method | I_A − natural I_A, published | I_A − natural I_A, privrob | same sign | privrob / published "
-             "| I_B − natural I_B, published | I_B − natural I_B, privrob "
-             "| adv train − adv test acc, published | adv train − adv test acc, privrob |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for run in done[1:]:
-        method = method_of(run)
-        m, p, pn = measured(run), pub[(dataset, method)], pub[(dataset, "natural")]
+    on, the study's Section 4 explanation); of a REGIME's runs with ``prefix``. Each robust run is measured against
+    the natural run on its own members (:func:`natural_of`, named in the last column), and left out without one."""
+    pub = published()
+    rows = []
+    for run in runs(dataset, prefix):
+        method, natural = method_of(run), natural_of(run, dataset)
+        if method == "natural" or natural is None:
+            continue
+        m, nat, p, pn = measured(run), measured(natural), pub[(dataset, method)], pub[(dataset, "natural")]
         study, ours = p["I_A"] - pn["I_A"], m["I_A"] - nat["I_A"]
         agree = "yes" if study * ours > 0 else "no"
         ratio = f"{ours / study:.2f}" if study else "–"
         cells = [p["I_B"] - pn["I_B"], m["I_B"] - nat["I_B"],
                  p["adv_train_acc"] - p["adv_test_acc"], m["adv_train_acc"] - m["adv_test_acc"]]
-        lines.append(f"| {METHODS[method]} | {study:+.4f} | {ours:+.4f} | {agree} | {ratio} | "
-                     + " | ".join(f"{c:+.4f}" for c in cells) + " |")
-    return lines
+        rows.append(f"| {METHODS[method]} | {study:+.4f} | {ours:+.4f} | {agree} | {ratio} | "
+                    + " | ".join(f"{c:+.4f}" for c in cells) + f" | `{natural}` |")
+    if not rows:
+        return []
+    return ["| method | I_A − natural I_A, published | I_A − natural I_A, privrob | same sign "
+            "| privrob / published | I_B − natural I_B, published | I_B − natural I_B, privrob "
+            "| adv train − adv test acc, published | adv train − adv test acc, privrob | privrob's natural run |",
+            "|---|---|---|---|---|---|---|---|---|---|", *rows]
 
 
 def regime_check(dataset: str) -> list[str]:
@@ -324,9 +339,9 @@ def spread(values: list[float]) -> str:
 
 
 def seeds_table(dataset: str) -> list[str]:
-    """Mean ± sd over the seeds of every run measured under several, then each robust run's gap to natural training
-    paired by seed (the same seed offset, so the same split where the two configs' data seeds are equal, as in every
-    CPU config), with every seed's gap and whether their signs agree."""
+    """Mean ± sd over the seeds of every run measured under several, then each robust run's gap to natural training on
+    its members (:func:`natural_of`) paired by seed (the same seed offset, so the same split where the two configs'
+    data seeds are equal, as in every CPU config), with every seed's gap and whether their signs agree."""
     by_run = {run: found for run in runs(dataset) if len(found := seed_runs(run)) > 1}
     if not by_run:
         return []
@@ -335,15 +350,16 @@ def seeds_table(dataset: str) -> list[str]:
     for run, per_seed in values.items():
         lines.append(f"| {run} | {', '.join(map(str, per_seed))} | "
                      + " | ".join(spread([v[k] for v in per_seed.values()]) for k, _ in MOVED) + " |")
-    natural = values.get(f"{dataset}_natural", {})
-    paired = [(run, sorted(set(natural) & set(per_seed))) for run, per_seed in values.items()
-              if run != f"{dataset}_natural"]
-    paired = [(run, seeds) for run, seeds in paired if len(seeds) > 1]
+    paired = []   # (run, its natural run's values per seed, the seeds both have)
+    for run, per_seed in values.items():
+        natural = values.get(natural_of(run, dataset)) if method_of(run) != "natural" else None
+        if natural and len(seeds := sorted(set(natural) & set(per_seed))) > 1:
+            paired.append((run, natural, seeds))
     if paired:
         lines += ["", "| run − natural, paired by seed | seeds | I_A gap | I_A gap per seed | I_B gap "
                   "| I_B gap per seed | sign the same for every seed (a zero gap has none) |",
                   "|---|---|---|---|---|---|---|"]
-    for run, seeds in paired:
+    for run, natural, seeds in paired:
         cells, signs = [], []
         for key in ("I_A", "I_B"):
             gap = [values[run][s][key] - natural[s][key] for s in seeds]
@@ -435,9 +451,9 @@ def summary_plot() -> None:
         where = {(method, source): (gap, ia) for method, source, gap, ia in points}
         for method, source, gap, ia in points:
             marker, size = markers[source]
-            published = source == "published"   # a larger ring drawn on top: visible over privrob's point
+            ring = source == "published"   # a larger ring drawn on top: visible over privrob's point
             ax.scatter(gap, ia, s=size, marker=marker, edgecolors=colours[method], alpha=0.8,
-                       facecolors="none" if published else colours[method], zorder=3 if published else 2)
+                       facecolors="none" if ring else colours[method], zorder=3 if ring else 2)
             if source in ("CPU", "GPU", REGIME_SOURCE) and (method, "published") in where:
                 (x0, y0) = where[(method, "published")]
                 ax.plot([x0, gap], [y0, ia], ":", color=colours[method], lw=1)
@@ -446,7 +462,7 @@ def summary_plot() -> None:
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colours[m], label=label) for m, label in METHODS.items()]
     present = {source for dataset in DATASETS for _, source, _, _ in mechanism_points(dataset)}
-    legend = {"published": dict(marker="o", mfc="none", label="published"),
+    legend = {"published": dict(marker="o", mfc="none", ms=8, label="published"),
               "CPU": dict(marker="o", label="privrob, CPU budget"),
               "CPU, other seed": dict(marker="o", ms=4, label="privrob, CPU, other seeds"),
               "GPU": dict(marker="s", label="privrob, GPU"),
@@ -671,7 +687,7 @@ def render() -> str:
     parts += ["## The mechanism at a glance", "",
               "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the "
               "published models beside privrob's measurements: the study explains robust models' leakage by this gap "
-              "(Section 4). Hollow: published; filled: privrob on the CPU budget (small: its other seeds); squares: "
+              "(Section 4). Rings: published; filled: privrob on the CPU budget (small: its other seeds); squares: "
               "privrob on a GPU; triangles: privrob with fewer members trained longer; dashed: chance.", "",
               f"![I_A against the adversarial generalisation gap]({SUMMARY_PLOT.relative_to(ROOT)})", ""]
     strong = strong_runs()

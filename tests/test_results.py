@@ -302,6 +302,39 @@ def test_regime_section_renders_its_runs_from_their_files(tmp_path, monkeypatch)
         make_results.audit_file.cache_clear()
 
 
+def test_each_robust_run_is_measured_against_the_natural_run_on_its_own_members(tmp_path, monkeypatch):
+    """A 1,000-member Fashion-MNIST dual row's gap is to the 1,000-member natural run (the REGIME's), the 10,000-member
+    PGD row's to the budget's natural run; each row names its natural run, and a row with none on its members is left
+    out (here the CPU-budget audits copied under those names, at their configs' final steps)."""
+    from results import make_results
+
+    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
+    copy_run(tmp_path, "fmnist_pgd")
+    for run, name, step, ia in (("fmnist_natural", "fmnist_natural", None, None),
+                                ("fmnist_natural", "fmnist_1k_natural", 2000, 0.61),
+                                ("fmnist_ibp", "fmnist_dual", 2074, None)):
+        folder = copy_run(tmp_path, run, name)
+        report = json.loads((folder / "audit.json").read_text())
+        report["meta"]["global_step"] = step or report["meta"]["global_step"]
+        report["strategies"]["I_A"]["accuracy"] = ia or report["strategies"]["I_A"]["accuracy"]
+        (folder / "audit.json").write_text(json.dumps(report))
+    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
+    make_results.audit_file.cache_clear()
+    try:
+        assert make_results.members_of("fmnist_dual") == make_results.members_of("fmnist_1k_natural") == (1000, 0)
+        rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+                for r in make_results.gaps("fmnist")[2:]}
+        assert set(rows) == {METHODS["pgd"], METHODS["dual"]}
+        for method, natural in (("pgd", "fmnist_natural"), ("dual", "fmnist_1k_natural")):
+            ours = make_results.measured(f"fmnist_{method}")["I_A"] - make_results.measured(natural)["I_A"]
+            assert rows[METHODS[method]][1] == f"{ours:+.4f}" and rows[METHODS[method]][-1] == f"`{natural}`"
+        shutil.rmtree(tmp_path / "cpu" / "fmnist_1k_natural")
+        make_results.audit_file.cache_clear()
+        assert [r.split("|")[1].strip() for r in make_results.gaps("fmnist")[2:]] == [METHODS["pgd"]]
+    finally:
+        make_results.audit_file.cache_clear()
+
+
 def copy_run(results, run: str, name: str | None = None):
     """``run``'s small results files into the test's own results folder (as ``name``)."""
     folder = results / "cpu" / (name or run)
@@ -494,7 +527,7 @@ def test_run_sh_audits_each_run_on_its_datasets_points_by_its_methods_certifier(
     env = {**os.environ, "PYTHON": sys.executable, "PRIVROB_DRY_RUN": "1"}
     names = {"fmnist_ibp": ["--num_points", "2000", "--bound_methods", "[ibp]"],
              "fmnist_diffai": ["--num_points", "2000", "--bound_methods", "[box]"],
-             "fmnist_1k_pgd": ["--num_points", "1000"],
+             "fmnist_1k_pgd": ["--num_points", "1000"], "fmnist_dual": ["--num_points", "1000"],
              "yale_ibp": ["--bound_methods", "[ibp]", "--eps", "0.03137254901960784"],
              "yale_diffai": ["--bound_methods", "[box]"], "yale_pgd": []}
     r = subprocess.run(["bash", "results/run.sh", *names], cwd=ROOT, env=env, capture_output=True, text=True)
