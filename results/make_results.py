@@ -50,6 +50,8 @@ REGIME = {"fmnist": "fmnist_1k"}
 REGIME_TRAIN_ACC, REGIME_ADV_TRAIN_ACC = 0.99, 0.9
 #: the study's evaluation budgets: 0.0314 on Yale, 0.1 on Fashion-MNIST, 8/255 for IBP on Yale (original-study.md §3.1)
 EVAL_EPS = {"yale": 0.0314, "fmnist": 0.1, ("yale", "ibp"): 8 / 255}
+#: chance accuracy per dataset (38 people, 10 classes); a model under twice it on its own members learned nothing
+CHANCE = {"yale": 1 / 38, "fmnist": 1 / 10}
 # benchmark file -> (command, [(printed key, target)])
 BENCHMARKS = {
     "callback_overhead": ("python benchmarks/callback_overhead.py", [("efficiency", "≤ 0.8"), ("ratio", "≤ 0.15")]),
@@ -149,6 +151,12 @@ def check_audit(run: str, meta: dict, info: dict, where: str, rerun: str, final:
         raise ValueError(f"{where}: audited at eps {meta['eps']}, the study evaluated at {eps}")
 
 
+def at_chance(run: str) -> bool:
+    """Whether ``run``'s model classifies its own members at chance (under twice it): its row measures a collapse,
+    not the cost of robustness, and the tables and figure say so."""
+    return measured(run)["train_acc"] < 2 * CHANCE[run.split("_", 1)[0]]
+
+
 def measured(run: str, strategies: dict | None = None) -> dict:
     """A run's table values from its audit (or ``strategies``, another audit of it): accuracies under I_B (clean) and
     I_A (adversarial), inference accuracies."""
@@ -193,7 +201,8 @@ def table(dataset: str, prefix: str | None = None) -> list[str]:
             m, info = measured(row), run_info(row)
             source = f"privrob `configs/cpu/{row}.yaml` `results/cpu/{row}/audit.json`"
             time = f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}"
-            lines.append(f"| {METHODS[method]} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS)
+            label = METHODS[method] + (", at chance" if at_chance(row) else "")
+            lines.append(f"| {label} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS)
                          + f" | {time} | {code(row)} |")
         if run in gpu:
             report, info = gpu_run(run)
@@ -275,9 +284,12 @@ def gaps(dataset: str, prefix: str | None = None) -> list[str]:
         study, ours = p["I_A"] - pn["I_A"], m["I_A"] - nat["I_A"]
         agree = "yes" if study * ours > 0 else "no"
         ratio = f"{ours / study:.2f}" if study else "–"
+        label = METHODS[method]
+        if at_chance(run):   # a collapsed model's gap is no cost of robustness: neither compared with the study's
+            label, agree, ratio = f"{label}, at chance", "–", "–"
         cells = [p["I_B"] - pn["I_B"], m["I_B"] - nat["I_B"],
                  p["adv_train_acc"] - p["adv_test_acc"], m["adv_train_acc"] - m["adv_test_acc"]]
-        rows.append(f"| {METHODS[method]} | {study:+.4f} | {ours:+.4f} | {agree} | {ratio} | "
+        rows.append(f"| {label} | {study:+.4f} | {ours:+.4f} | {agree} | {ratio} | "
                     + " | ".join(f"{c:+.4f}" for c in cells) + f" | `{natural}` |")
     if not rows:
         return []
@@ -436,8 +448,8 @@ REGIME_SOURCE = "CPU, the study's regime"
 
 def summary_plot() -> None:
     """One panel per dataset: I_A against the adversarial generalisation gap, the published models as larger rings on
-    top, privrob's filled (small: its other seeds; a square on a GPU), a dotted line from each published model to
-    privrob's measurement of it, chance dashed."""
+    top, privrob's filled (small: its other seeds; a square on a GPU; a cross, with no line, for a model at chance),
+    a dotted line from each published model to privrob's measurement of it, chance dashed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -449,7 +461,11 @@ def summary_plot() -> None:
     for ax, dataset in zip(axes, DATASETS):
         points = mechanism_points(dataset)
         where = {(method, source): (gap, ia) for method, source, gap, ia in points}
+        chance = {method_of(run) for run in runs(dataset) if at_chance(run)}   # CPU-budget rows at chance
         for method, source, gap, ia in points:
+            if source == "CPU" and method in chance:   # a cross, no line to the published model it did not reach
+                ax.scatter(gap, ia, s=60, marker="x", color=colours[method], zorder=2)
+                continue
             marker, size = markers[source]
             ring = source == "published"   # a larger ring drawn on top: visible over privrob's point
             ax.scatter(gap, ia, s=size, marker=marker, edgecolors=colours[method], alpha=0.8,
@@ -462,11 +478,13 @@ def summary_plot() -> None:
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colours[m], label=label) for m, label in METHODS.items()]
     present = {source for dataset in DATASETS for _, source, _, _ in mechanism_points(dataset)}
+    present |= {"at chance"} if any(at_chance(run) for dataset in DATASETS for run in runs(dataset)) else set()
     legend = {"published": dict(marker="o", mfc="none", ms=8, label="published"),
               "CPU": dict(marker="o", label="privrob, CPU budget"),
               "CPU, other seed": dict(marker="o", ms=4, label="privrob, CPU, other seeds"),
               "GPU": dict(marker="s", label="privrob, GPU"),
-              REGIME_SOURCE: dict(marker="^", label="privrob, CPU, fewer members\ntrained longer")}
+              REGIME_SOURCE: dict(marker="^", label="privrob, CPU, fewer members\ntrained longer"),
+              "at chance": dict(marker="x", label="privrob, CPU, at chance\n(collapsed in training)")}
     handles += [plt.Line2D([], [], ls="", color="grey", **style) for source, style in legend.items()
                 if source in present]
     fig.legend(handles=handles, loc="center right", fontsize=8)
@@ -687,7 +705,8 @@ def render() -> str:
     parts += ["## The mechanism at a glance", "",
               "I_A against each model's adversarial generalisation gap (adv train − adv test accuracy), the "
               "published models beside privrob's measurements: the study explains robust models' leakage by this gap "
-              "(Section 4). Rings: published; filled: privrob on the CPU budget (small: its other seeds); squares: "
+              "(Section 4). Rings: published; filled: privrob on the CPU budget (small: its other seeds; a cross: a model "
+              "at chance, whose training collapsed); squares: "
               "privrob on a GPU; triangles: privrob with fewer members trained longer; dashed: chance.", "",
               f"![I_A against the adversarial generalisation gap]({SUMMARY_PLOT.relative_to(ROOT)})", ""]
     strong = strong_runs()

@@ -28,6 +28,7 @@ FROM_AUDIT = {
 PUBLISHED_KEYS = {"train acc": "train_acc", "test acc": "test_acc", "adv train acc": "adv_train_acc",
                   "adv test acc": "adv_test_acc", "I_B": "I_B", "I_A": "I_A"}
 METHOD_KEYS = {label: key for key, label in METHODS.items()}  # table label -> published.csv method
+METHOD_KEYS |= {f"{label}, at chance": key for label, key in METHOD_KEYS.items()}   # a collapsed model's row
 
 
 def result_tables() -> list[tuple[str, list[dict]]]:
@@ -331,6 +332,31 @@ def test_each_robust_run_is_measured_against_the_natural_run_on_its_own_members(
         shutil.rmtree(tmp_path / "cpu" / "fmnist_1k_natural")
         make_results.audit_file.cache_clear()
         assert [r.split("|")[1].strip() for r in make_results.gaps("fmnist")[2:]] == [METHODS["pgd"]]
+    finally:
+        make_results.audit_file.cache_clear()
+
+
+def test_a_row_at_chance_is_marked_and_not_compared_with_the_study(tmp_path, monkeypatch):
+    """A model that classifies its own members at chance (Yale DiffAI's collapsed run: train accuracy 0.026) is marked
+    in the table and the gaps, with no sign or ratio against the study's gap; an accurate robust row is not."""
+    from results import make_results
+
+    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
+    for run in ("yale_natural", "yale_pgd", "yale_diffai"):
+        copy_run(tmp_path, run)
+    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
+    make_results.audit_file.cache_clear()
+    try:
+        train = {r: make_results.measured(r)["train_acc"] for r in ("yale_pgd", "yale_diffai")}
+        assert train["yale_diffai"] < 2 / 38 < train["yale_pgd"]
+        assert [make_results.at_chance(r) for r in ("yale_natural", "yale_pgd", "yale_diffai")] == [False, False, True]
+        rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+                for r in make_results.gaps("yale")[2:]}
+        assert set(rows) == {METHODS["pgd"], f"{METHODS['diffai']}, at chance"}
+        assert rows[f"{METHODS['diffai']}, at chance"][2:4] == ["–", "–"]
+        assert rows[METHODS["pgd"]][2] in ("yes", "no") and rows[METHODS["pgd"]][3] != "–"
+        labels = [r.split("|")[1].strip() for r in make_results.table("yale") if "privrob `configs" in r]
+        assert labels == [METHODS["natural"], METHODS["pgd"], f"{METHODS['diffai']}, at chance"]
     finally:
         make_results.audit_file.cache_clear()
 
