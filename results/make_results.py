@@ -72,6 +72,11 @@ def method_of(run: str) -> str:
     return run.rsplit("_", 1)[1]
 
 
+def dataset_of(run: str) -> str:
+    """The DATASETS key a run name starts with (``fmnist_1k_pgd``: ``fmnist``)."""
+    return run.split("_", 1)[0]
+
+
 def runs(dataset: str, prefix: str | None = None) -> list[str]:
     """Finished runs ``<prefix>_<method>`` (``prefix``: the dataset's CPU-budget rows by default, or a REGIME's), in
     the order of METHODS, each checked by :func:`check_audited`."""
@@ -123,8 +128,7 @@ def final_step(run: str) -> int:
     trainer, data = config["trainer"], config["data"]["init_args"]
     if trainer.get("max_steps", -1) > 0:
         return trainer["max_steps"]
-    members = MEMBERS[run.split("_", 1)[0]](data)
-    return trainer["max_epochs"] * math.ceil(members / data["batch_size"])
+    return trainer["max_epochs"] * math.ceil(members_of(run)[0] / data["batch_size"])
 
 
 def check_audited(run: str) -> None:
@@ -141,7 +145,7 @@ def check_audit(run: str, meta: dict, info: dict, where: str, rerun: str, final:
     if not info.get("commit"):
         raise ValueError(f"{where}/run.json names no commit (measured before results/run.sh recorded one, "
                          f"before the fixes of issue 14); re-run {rerun}")
-    dataset, method = run.split("_", 1)[0], method_of(run)
+    dataset, method = dataset_of(run), method_of(run)
     final, source = (final_step(run), f"configs/cpu/{run}.yaml") if final is None else (final, source)
     if meta.get("global_step") != final:
         raise ValueError(f"{where}: the audited checkpoint is at step {meta.get('global_step')}, not at the "
@@ -154,7 +158,7 @@ def check_audit(run: str, meta: dict, info: dict, where: str, rerun: str, final:
 def at_chance(run: str) -> bool:
     """Whether ``run``'s model classifies its own members at chance (under twice it): its row measures a collapse,
     not the cost of robustness, and the tables and figure say so."""
-    return measured(run)["train_acc"] < 2 * CHANCE[run.split("_", 1)[0]]
+    return measured(run)["train_acc"] < 2 * CHANCE[dataset_of(run)]
 
 
 def measured(run: str, strategies: dict | None = None) -> dict:
@@ -259,7 +263,7 @@ def moved(dataset: str) -> list[str]:
 def members_of(run: str) -> tuple[int, int]:
     """Which members ``configs/cpu/<run>.yaml`` trains on: their number and the data module's seed (default 0)."""
     data = cpu_config(run)["data"]["init_args"]
-    return MEMBERS[run.split("_", 1)[0]](data), data.get("seed", 0)
+    return MEMBERS[dataset_of(run)](data), data.get("seed", 0)
 
 
 def natural_of(run: str, dataset: str) -> str | None:
