@@ -17,8 +17,10 @@ class WongKolterTraining(RobustTraining):
 
     ε is constant within an epoch: ``linspace(eps_start, eps, ramp_epochs)[e]`` in epoch e (from 0) while
     e < ``ramp_epochs``, then ``eps`` (the study's ``eps_schedule``, ``train_Yale.py``). Gradient-norm clipping is the
-    Trainer's ``gradient_clip_val`` (the study: 1); NaN gradients are zeroed, as the study's code. The study reports
-    the epoch of lowest robust error on 110 non-members: :class:`callbacks.BestRobustCheckpoint`.
+    Trainer's ``gradient_clip_val`` (the study: 1). NaN gradient entries are zeroed (infinities kept), as the study's
+    ``trainer.train_robust``; its Yale trainer then clips that step, its Fashion-MNIST one steps unclipped
+    (``clip_nan_steps``). The study reports the epoch of lowest robust error on 110 non-members:
+    :class:`callbacks.BestRobustCheckpoint`.
 
     Args:
         eps: l_inf training budget (the study: Yale 0.06275 ≈ 16/255 on 192x192 padded input, Fashion-MNIST 0.1).
@@ -28,6 +30,8 @@ class WongKolterTraining(RobustTraining):
         projections: Cauchy projections of ``dual_projected`` (Yale 50, Fashion-MNIST 20).
         clip_input: intersect the ball with [0, 1] (the study's ``bounded_input``: False on Yale, True on FMNIST).
         memory_budget: GB the exact dual may use.
+        clip_nan_steps: clip a step whose NaN gradients were zeroed (the study's Yale trainer) or take it unclipped
+            (its Fashion-MNIST trainer).
         **kwargs: see :class:`~privrob.methods.base.RobustTraining`.
     """
 
@@ -35,7 +39,7 @@ class WongKolterTraining(RobustTraining):
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.1, eps_start: float = 0.001, ramp_epochs: int = 20,
                  bound: Literal["dual_projected", "dual"] = "dual_projected", projections: int = 50,
-                 clip_input: bool = True, memory_budget: float = 4.0, **kwargs) -> None:
+                 clip_input: bool = True, memory_budget: float = 4.0, clip_nan_steps: bool = True, **kwargs) -> None:
         super().__init__(backbone, **kwargs)
         if eps < 0 or eps_start < 0:
             raise ValueError(f"`eps` and `eps_start` must be non-negative, got {eps} and {eps_start}")
@@ -43,6 +47,7 @@ class WongKolterTraining(RobustTraining):
             raise ValueError(f"`bound` can be dual_projected, dual, got {bound!r}")
         if projections < 1 or ramp_epochs < 0:
             raise ValueError(f"`projections` must be ≥ 1 and `ramp_epochs` ≥ 0, got {projections}, {ramp_epochs}")
+        self._nan_step = False   # whether this step's gradients held a NaN (set before clipping, read by it)
 
     def current_eps(self) -> float:
         hp = self.hparams
@@ -60,6 +65,13 @@ class WongKolterTraining(RobustTraining):
         return self.cross_entropy(worst, y), worst
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        for p in self.parameters():
-            if p.grad is not None:
-                torch.nan_to_num_(p.grad, nan=0.0)
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        nans = [torch.isnan(g) for g in grads]
+        self._nan_step = bool(torch.stack([n.any() for n in nans]).any()) if grads else False   # one sync a step
+        for g, n in zip(grads, nans):
+            g.masked_fill_(n, 0.0)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # Lightning calls this after on_before_optimizer_step
+        if self.hparams.clip_nan_steps or not self._nan_step:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)

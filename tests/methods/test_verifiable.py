@@ -200,6 +200,31 @@ def test_wong_kolter_schedule_is_the_studys(config, epochs, start, eps, ramp):
         assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * gamma ** (max(epoch - ramp, 0) // step_size))
 
 
+@pytest.mark.parametrize("config,clip_nan_steps", [("yale_dual.yaml", True), ("fmnist_dual.yaml", False)])
+def test_wong_kolter_nan_steps_are_the_studys(config, clip_nan_steps):
+    # trainer.train_robust: NaN gradient entries set to 0 (infinities kept); Yale's then clips the step, Fashion-MNIST's
+    # (NAN_EXIST) steps unclipped; a step without NaN is clipped by both
+    assert _config_init_args(config).get("clip_nan_steps", True) is clip_nan_steps
+    for poisoned in (False, True):
+        pl.seed_everything(0, verbose=False)
+        m = WongKolterTraining(DigitsCNN(width=1), eps=0.01, eps_start=0.01, ramp_epochs=0, projections=5,
+                               optimizer="sgd", lr=1.0, momentum=0.0, clip_nan_steps=clip_nan_steps)
+        first = next(m.parameters())
+        if poisoned:
+            first.register_hook(lambda g: g.flatten().index_fill(0, torch.tensor([0, 1]),
+                                                                 float("nan")).view_as(g))
+        before = [p.detach().clone() for p in m.parameters()]
+        quiet_trainer(max_steps=1, limit_val_batches=0, gradient_clip_val=1e-3).fit(
+            m, DigitsDataModule(batch_size=32, seed=0))
+        moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(m.parameters(), before)])
+        assert torch.isfinite(moved).all()
+        if poisoned:
+            assert (first.detach().flatten()[:2] == before[0].flatten()[:2]).all()   # zeroed, so not moved
+        clipped = clip_nan_steps or not poisoned
+        assert bool(moved.norm() <= 1e-3 * (1 + 1e-4)) is clipped
+        assert moved.norm() > (0.9e-3 if clipped else 1e-2)
+
+
 def test_diffai_learning_rate_is_the_studys():
     # Yale main.py adjust_learning_rate(epoch), epochs from 1: ×0.01 from 0.85·100, ×0.1 from 0.7·100; FMNIST none
     for config in ("yale_diffai.yaml", "fmnist_diffai.yaml"):
