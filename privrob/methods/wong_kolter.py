@@ -31,7 +31,8 @@ class WongKolterTraining(RobustTraining):
         clip_input: intersect the ball with [0, 1] (the study's ``bounded_input``: False on Yale, True on FMNIST).
         memory_budget: GB the exact dual may use.
         clip_nan_steps: clip a step whose NaN gradients were zeroed (the study's Yale trainer) or take it unclipped
-            (its Fashion-MNIST trainer).
+            (its Fashion-MNIST trainer). As the study only without gradient accumulation (the NaN is zeroed in the
+            sum) and outside ``16-mixed`` precision (whose GradScaler skips any step with a NaN before this hook).
         **kwargs: see :class:`~privrob.methods.base.RobustTraining`.
     """
 
@@ -67,7 +68,8 @@ class WongKolterTraining(RobustTraining):
     def on_before_optimizer_step(self, optimizer) -> None:
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         nans = [torch.isnan(g) for g in grads]
-        self._nan_step = bool(torch.stack([n.any() for n in nans]).any()) if grads else False   # one sync a step
+        if not self.hparams.clip_nan_steps and grads:   # one host sync a step, only where the flag is read
+            self._nan_step = bool(torch.stack([n.any() for n in nans]).any())
         for g, n in zip(grads, nans):
             g.masked_fill_(n, 0.0)
 

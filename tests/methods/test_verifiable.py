@@ -200,29 +200,54 @@ def test_wong_kolter_schedule_is_the_studys(config, epochs, start, eps, ramp):
         assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * gamma ** (max(epoch - ramp, 0) // step_size))
 
 
-@pytest.mark.parametrize("config,clip_nan_steps", [("yale_dual.yaml", True), ("fmnist_dual.yaml", False)])
+class _StepMoves(pl.Callback):
+    """The norm of each optimizer step's change to the weights."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.before = [p.detach().clone() for p in pl_module.parameters()]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(pl_module.parameters(), self.before)])
+        assert torch.isfinite(moved).all()
+        self.norms.append(float(moved.norm()))
+
+
+@pytest.mark.parametrize("config,clip_nan_steps", [("yale_dual.yaml", True), ("fmnist_dual.yaml", False),
+                                                   ("cpu/fmnist_dual.yaml", False)])
 def test_wong_kolter_nan_steps_are_the_studys(config, clip_nan_steps):
     # trainer.train_robust: NaN gradient entries set to 0 (infinities kept); Yale's then clips the step, Fashion-MNIST's
-    # (NAN_EXIST) steps unclipped; a step without NaN is clipped by both
+    # (NAN_EXIST, reset every batch) steps unclipped; a step without NaN is clipped by both
     assert _config_init_args(config).get("clip_nan_steps", True) is clip_nan_steps
     for poisoned in (False, True):
         pl.seed_everything(0, verbose=False)
         m = WongKolterTraining(DigitsCNN(width=1), eps=0.01, eps_start=0.01, ramp_epochs=0, projections=5,
                                optimizer="sgd", lr=1.0, momentum=0.0, clip_nan_steps=clip_nan_steps)
         first = next(m.parameters())
+        start, steps = first.detach().clone(), []
+
+        def poison_first_step(g):   # a NaN in two entries of the first step's gradient only
+            steps.append(len(steps))
+            return g.flatten().index_fill(0, torch.tensor([0, 1]), float("nan")).view_as(g) if steps == [0] else g
+
         if poisoned:
-            first.register_hook(lambda g: g.flatten().index_fill(0, torch.tensor([0, 1]),
-                                                                 float("nan")).view_as(g))
-        before = [p.detach().clone() for p in m.parameters()]
-        quiet_trainer(max_steps=1, limit_val_batches=0, gradient_clip_val=1e-3).fit(
+            first.register_hook(poison_first_step)
+        moves = _StepMoves()
+        quiet_trainer(max_steps=2, limit_val_batches=0, gradient_clip_val=1e-3, callbacks=[moves]).fit(
             m, DigitsDataModule(batch_size=32, seed=0))
-        moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(m.parameters(), before)])
-        assert torch.isfinite(moved).all()
-        if poisoned:
-            assert (first.detach().flatten()[:2] == before[0].flatten()[:2]).all()   # zeroed, so not moved
         clipped = clip_nan_steps or not poisoned
-        assert bool(moved.norm() <= 1e-3 * (1 + 1e-4)) is clipped
-        assert moved.norm() > (0.9e-3 if clipped else 1e-2)
+        assert (moves.norms[0] <= 1e-3 * (1 + 1e-4)) is clipped
+        assert moves.norms[0] > (0.9e-3 if clipped else 1e-2)
+        assert 0.9e-3 < moves.norms[1] <= 1e-3 * (1 + 1e-4)   # the next step, without NaN, is clipped again
+        if poisoned:   # zeroed in the first step, so moved by the second only: less than its clipped norm
+            assert (first.detach().flatten()[:2] - start.flatten()[:2]).norm() <= 1e-3 * (1 + 1e-4)
+    for p in m.parameters():
+        p.grad = torch.zeros_like(p)
+    first.grad.view(-1)[:4] = torch.tensor([float("nan"), float("inf"), -float("inf"), 2.0])
+    m.on_before_optimizer_step(None)
+    assert first.grad.view(-1)[:4].tolist() == [0.0, float("inf"), -float("inf"), 2.0]   # infinities kept
 
 
 def test_diffai_learning_rate_is_the_studys():
