@@ -39,6 +39,8 @@ HEADER = ("| method | source | train acc | test acc | adv train acc | adv test a
 BEFORE = RESULTS / "before_issue14"
 MOVED = (("train_acc", "train acc"), ("test_acc", "test acc"), ("adv_train_acc", "adv train acc"),
          ("adv_test_acc", "adv test acc"), ("I_B", "I_B"), ("I_A", "I_A"))
+#: runs whose budget changed beside the fixes (their configs' headers say why): their before → after is not one config's
+CHANGED_WITH_FIXES = {"yale_ibp": "width 2 → 4; audited at ε 0.0314 → 8/255"}
 #: members a config trains on (one device): num_members, else Yale's members_per_class (50) of each of 38 people and
 #: Fashion-MNIST's 60,000
 MEMBERS = {"yale": lambda data: data.get("num_members") or 38 * data.get("members_per_class", 50),
@@ -255,7 +257,8 @@ def moved(dataset: str) -> list[str]:
     for run in pairs:
         old = measured(run, json.loads((BEFORE / run / "audit.json").read_text())["strategies"])
         new = measured(run)
-        lines.append(f"| {run} | " + " | ".join(f"{old[k]:.4f} → {new[k]:.4f} ({new[k] - old[k]:+.4f})"
+        label = f"{run} ({CHANGED_WITH_FIXES[run]})" if run in CHANGED_WITH_FIXES else run
+        lines.append(f"| {label} | " + " | ".join(f"{old[k]:.4f} → {new[k]:.4f} ({new[k] - old[k]:+.4f})"
                                                   for k, _ in MOVED) + " |")
     return lines
 
@@ -693,7 +696,8 @@ def render() -> str:
         move = moved(dataset)
         if move:
             parts += ["What the fixes of issue 14 moved (the same config measured before them, "
-                      "`results/before_issue14/<run>/audit.json`, → after):", "", *move, ""]
+                      "`results/before_issue14/<run>/audit.json`, → after; a run whose budget changed too says how):",
+                      "", *move, ""]
         withdrawn = sorted(p.name for p in BEFORE.glob(f"{dataset}_*") if p.name not in runs(dataset))
         if withdrawn:
             parts += ["Measured before the fixes of issue 14 and withdrawn until re-measured (their audits were not of "

@@ -112,6 +112,15 @@ def test_measured_rows_equal_their_results_files(tables):
     assert checked >= 4
 
 
+def test_a_run_whose_budget_changed_beside_the_fixes_says_how_in_the_moved_table():
+    from results.make_results import CHANGED_WITH_FIXES, moved
+
+    rows = [line for dataset in ("yale", "fmnist") for line in moved(dataset)[2:]]   # past each table's header
+    for line in rows:
+        run = line.split(" ")[1]
+        assert line.startswith(f"| {run} ({CHANGED_WITH_FIXES[run]}) |" if run in CHANGED_WITH_FIXES else f"| {run} |")
+
+
 def test_published_rows_equal_the_study(tables):
     pub = published()
     for section, rows in tables:
