@@ -3,12 +3,12 @@
 
 # The audit options of a run by its config's name (configs/cpu/NAME.yaml, or yale_NAME on the GPU): how many points
 # (all Yale points; a seeded 2,000 + 2,000 on Fashion-MNIST, all 1,000 members and as many non-members for
-# fmnist_1k_* and fmnist_dual) and, for IBP and DiffAI, the certified method the study used (dual runs certify by
+# fmnist_1k_*) and, for IBP and DiffAI, the certified method the study used (dual runs certify by
 # their method's own order: the exact dual where it fits the memory budget, else CROWN-IBP).
 audit_options() {   # sets the array audit_args for run name $1
     audit_args=()
     case $1 in
-        fmnist_1k_*|fmnist_dual) audit_args+=(--num_points 1000);;   # the configs of 1,000 members
+        fmnist_1k_*) audit_args+=(--num_points 1000);;   # the configs of 1,000 members
         fmnist_*) audit_args+=(--num_points 2000);;
     esac
     case $1 in

@@ -2,7 +2,7 @@
 # Runs CPU-budgeted configs (configs/cpu/NAME.yaml) one after another and keeps their small results files:
 #   bash results/run.sh NAME [NAME...]          e.g.  bash results/run.sh yale_natural yale_pgd
 # For each NAME: `fit` on one CPU thread with W&B offline, then `audit` of the last checkpoint (all Yale points; a
-# seeded 2,000 + 2,000 for Fashion-MNIST, 1,000 + 1,000 for fmnist_1k_* and fmnist_dual), then
+# seeded 2,000 + 2,000 for Fashion-MNIST, 1,000 + 1,000 for fmnist_1k_*), then
 # results/cpu/NAME/{privacy_curve.csv, audit.json, audit.md, run.json}
 # (run.json: the commands, their wall times, the thread count, the seed offset, the commit of the code that ran,
 # "+changes" if the package, callbacks or configs differed from it). Checkpoints and W&B files stay in runs/cpu/NAME.

@@ -313,31 +313,55 @@ def test_regime_section_renders_its_runs_from_their_files(tmp_path, monkeypatch)
 
 
 def test_each_robust_run_is_measured_against_the_natural_run_on_its_own_members(tmp_path, monkeypatch):
-    """A 1,000-member Fashion-MNIST dual row's gap is to the 1,000-member natural run (the REGIME's), the 10,000-member
-    PGD row's to the budget's natural run; each row names its natural run, and a row with none on its members is left
-    out (here the CPU-budget audits copied under those names, at their configs' final steps)."""
+    """The 10,000-member Fashion-MNIST dual and PGD rows' gaps are to the budget's natural run; a dual row trained on
+    1,000 members (its config so changed here) is measured against the REGIME's 1,000-member natural run instead; each
+    row names its natural run, and a row with none on its members is left out (here the CPU-budget audits copied
+    under those names, at their configs' final steps)."""
     from results import make_results
 
     (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
     copy_run(tmp_path, "fmnist_pgd")
-    for run, name, step, ia in (("fmnist_natural", "fmnist_natural", None, None),
-                                ("fmnist_natural", "fmnist_1k_natural", 2000, 0.61),
-                                ("fmnist_ibp", "fmnist_dual", 2074, None)):
+    for run, name, ia in (("fmnist_natural", "fmnist_natural", None), ("fmnist_natural", "fmnist_1k_natural", 0.61),
+                          ("fmnist_ibp", "fmnist_dual", None)):
         folder = copy_run(tmp_path, run, name)
         report = json.loads((folder / "audit.json").read_text())
-        report["meta"]["global_step"] = step or report["meta"]["global_step"]
+        report["meta"]["global_step"] = make_results.final_step(name)
         report["strategies"]["I_A"]["accuracy"] = ia or report["strategies"]["I_A"]["accuracy"]
         (folder / "audit.json").write_text(json.dumps(report))
     monkeypatch.setattr(make_results, "RESULTS", tmp_path)
     make_results.audit_file.cache_clear()
-    try:
-        assert make_results.members_of("fmnist_dual") == make_results.members_of("fmnist_1k_natural") == (1000, 0)
-        rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+
+    def rows():
+        return {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
                 for r in make_results.gaps("fmnist")[2:]}
-        assert set(rows) == {METHODS["pgd"], METHODS["dual"]}
-        for method, natural in (("pgd", "fmnist_natural"), ("dual", "fmnist_1k_natural")):
-            ours = make_results.measured(f"fmnist_{method}")["I_A"] - make_results.measured(natural)["I_A"]
-            assert rows[METHODS[method]][1] == f"{ours:+.4f}" and rows[METHODS[method]][-1] == f"`{natural}`"
+
+    def gap(run, natural):
+        return f"{make_results.measured(run)['I_A'] - make_results.measured(natural)['I_A']:+.4f}"
+
+    try:
+        assert make_results.members_of("fmnist_dual") == make_results.members_of("fmnist_natural") == (10000, 0)
+        assert {m: (r[1], r[-1]) for m, r in rows().items()} == {
+            METHODS[m]: (gap(f"fmnist_{m}", "fmnist_natural"), "`fmnist_natural`") for m in ("pgd", "dual")}
+
+        config = make_results.cpu_config
+
+        def on_1000_members(run):
+            if run != "fmnist_dual":
+                return config(run)
+            changed = json.loads(json.dumps(config(run)))
+            changed["data"]["init_args"]["num_members"] = 1000
+            return changed
+
+        monkeypatch.setattr(make_results, "cpu_config", on_1000_members)
+        folder = tmp_path / "cpu" / "fmnist_dual"
+        report = json.loads((folder / "audit.json").read_text())
+        report["meta"]["global_step"] = make_results.final_step("fmnist_dual")   # 34 batches an epoch now
+        (folder / "audit.json").write_text(json.dumps(report))
+        make_results.audit_file.cache_clear()
+        assert make_results.members_of("fmnist_dual") == make_results.members_of("fmnist_1k_natural") == (1000, 0)
+        assert rows()[METHODS["dual"]][1] == gap("fmnist_dual", "fmnist_1k_natural") != gap("fmnist_dual",
+                                                                                             "fmnist_natural")
+        assert rows()[METHODS["dual"]][-1] == "`fmnist_1k_natural`"
         shutil.rmtree(tmp_path / "cpu" / "fmnist_1k_natural")
         make_results.audit_file.cache_clear()
         assert [r.split("|")[1].strip() for r in make_results.gaps("fmnist")[2:]] == [METHODS["pgd"]]
@@ -562,7 +586,7 @@ def test_run_sh_audits_each_run_on_its_datasets_points_by_its_methods_certifier(
     env = {**os.environ, "PYTHON": sys.executable, "PRIVROB_DRY_RUN": "1"}
     names = {"fmnist_ibp": ["--num_points", "2000", "--bound_methods", "[ibp]"],
              "fmnist_diffai": ["--num_points", "2000", "--bound_methods", "[box]"],
-             "fmnist_1k_pgd": ["--num_points", "1000"], "fmnist_dual": ["--num_points", "1000"],
+             "fmnist_1k_pgd": ["--num_points", "1000"], "fmnist_dual": ["--num_points", "2000"],
              "yale_ibp": ["--bound_methods", "[ibp]", "--eps", "0.03137254901960784"],
              "yale_diffai": ["--bound_methods", "[box]"], "yale_pgd": []}
     r = subprocess.run(["bash", "results/run.sh", *names], cwd=ROOT, env=env, capture_output=True, text=True)
