@@ -157,10 +157,10 @@ def check_audit(run: str, meta: dict, info: dict, where: str, rerun: str, final:
         raise ValueError(f"{where}: audited at eps {meta['eps']}, the study evaluated at {eps}")
 
 
-def at_chance(run: str) -> bool:
-    """Whether ``run``'s model classifies its own members at chance (under twice it): its row measures a collapse,
-    not the cost of robustness, and the tables and figure say so."""
-    return measured(run)["train_acc"] < 2 * CHANCE[dataset_of(run)]
+def at_chance(run: str, strategies: dict | None = None) -> bool:
+    """Whether ``run``'s model (or the one ``strategies`` audits: another seed's) classifies its own members at chance
+    (under twice it): its row measures a collapse, not the cost of robustness, and the tables and figure say so."""
+    return measured(run, strategies)["train_acc"] < 2 * CHANCE[dataset_of(run)]
 
 
 def measured(run: str, strategies: dict | None = None) -> dict:
@@ -353,22 +353,29 @@ def seed_runs(run: str) -> dict[int, dict]:
 
 
 def spread(values: list[float]) -> str:
-    """Mean ± sample standard deviation."""
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+    """Mean ± sample standard deviation (none of one value)."""
+    sd = f"{statistics.stdev(values):.4f}" if len(values) > 1 else "–"
+    return f"{statistics.mean(values):.4f} ± {sd}"
 
 
 def seeds_table(dataset: str) -> list[str]:
     """Mean ± sd over the seeds of every run measured under several, then each robust run's gap to natural training on
     its members (:func:`natural_of`) paired by seed (the same seed offset, so the same split where the two configs'
-    data seeds are equal, as in every CPU config), with every seed's gap and whether their signs agree."""
+    data seeds are equal, as in every CPU config), with every seed's gap and whether their signs agree. A seed whose
+    model is at chance (:func:`at_chance`) is named and left out of both: its numbers measure a collapse."""
     by_run = {run: found for run in runs(dataset) if len(found := seed_runs(run)) > 1}
     if not by_run:
         return []
-    lines = ["| run | seeds | " + " | ".join(label for _, label in MOVED) + " |", "|---" * (len(MOVED) + 2) + "|"]
-    values = {run: {seed: measured(run, s) for seed, s in found.items()} for run, found in by_run.items()}
+    lines = ["| run | seeds | at chance, left out | " + " | ".join(label for _, label in MOVED) + " |",
+             "|---" * (len(MOVED) + 3) + "|"]
+    values, chance = {}, {}
+    for run, found in by_run.items():
+        chance[run] = [seed for seed, s in found.items() if at_chance(run, s)]
+        values[run] = {seed: measured(run, s) for seed, s in found.items() if seed not in chance[run]}
     for run, per_seed in values.items():
-        lines.append(f"| {run} | {', '.join(map(str, per_seed))} | "
-                     + " | ".join(spread([v[k] for v in per_seed.values()]) for k, _ in MOVED) + " |")
+        cells = [spread([v[k] for v in per_seed.values()]) if per_seed else "–" for k, _ in MOVED]
+        lines.append(f"| {run} | {', '.join(map(str, per_seed)) or '–'} | {', '.join(map(str, chance[run])) or '–'} | "
+                     + " | ".join(cells) + " |")
     paired = []   # (run, its natural run's values per seed, the seeds both have)
     for run, per_seed in values.items():
         natural = values.get(natural_of(run, dataset)) if method_of(run) != "natural" else None
@@ -438,8 +445,8 @@ def mechanism_points(dataset: str) -> list[tuple[str, str, float, float]]:
     points = [(method, "published", p["adv_train_acc"] - p["adv_test_acc"], p["I_A"])
               for (d, method), p in published().items() if d == dataset]
     measured_runs = [("CPU", run, audit(run)) for run in runs(dataset)]
-    measured_runs += [("CPU, other seed", run, strategies) for run in runs(dataset)
-                      for seed, strategies in seed_runs(run).items() if seed]
+    measured_runs += [("CPU, other seed, at chance" if at_chance(run, strategies) else "CPU, other seed", run,
+                       strategies) for run in runs(dataset) for seed, strategies in seed_runs(run).items() if seed]
     measured_runs += [("GPU", run, gpu_run(run)[0]["strategies"]) for run in gpu_runs(dataset)]
     measured_runs += [(REGIME_SOURCE, run, audit(run)) for run in regime_runs(dataset)]
     for source, run, strategies in measured_runs:
@@ -470,8 +477,9 @@ def summary_plot() -> None:
         where = {(method, source): (gap, ia) for method, source, gap, ia in points}
         chance = {method_of(run) for run in runs(dataset) if at_chance(run)}   # CPU-budget rows at chance
         for method, source, gap, ia in points:
-            if source == "CPU" and method in chance:   # a cross, no line to the published model it did not reach
-                ax.scatter(gap, ia, s=60, marker="x", color=colours[method], zorder=2)
+            if source == "CPU" and method in chance or source == "CPU, other seed, at chance":
+                # a cross (small: another seed), no line to the published model it did not reach
+                ax.scatter(gap, ia, s=60 if source == "CPU" else 20, marker="x", color=colours[method], zorder=2)
                 continue
             marker, size = markers[source]
             ring = source == "published"   # a larger ring drawn on top: visible over privrob's point
@@ -485,7 +493,8 @@ def summary_plot() -> None:
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colours[m], label=label) for m, label in METHODS.items()]
     present = {source for dataset in DATASETS for _, source, _, _ in mechanism_points(dataset)}
-    present |= {"at chance"} if any(at_chance(run) for dataset in DATASETS for run in runs(dataset)) else set()
+    present |= {"at chance"} if any(at_chance(run) for dataset in DATASETS for run in runs(dataset)) or (
+        "CPU, other seed, at chance" in present) else set()
     legend = {"published": dict(marker="o", mfc="none", ms=8, label="published"),
               "CPU": dict(marker="o", label="privrob, CPU budget"),
               "CPU, other seed": dict(marker="o", ms=4, label="privrob, CPU, other seeds"),
@@ -691,7 +700,9 @@ def render() -> str:
         if across:
             parts += ["Across seeds (mean ± sample standard deviation; seed 0 is the row above, seed S shifts the "
                       "config's `seed_everything` and its data module's `seed` by S, so the split and the "
-                      "initialisation change together: `PRIVROB_SEED=S bash results/run.sh <run>`):", "",
+                      "initialisation change together: `PRIVROB_SEED=S bash results/run.sh <run>`; a seed whose "
+                      "model stayed at chance, train accuracy under twice chance, is named and left out of the mean "
+                      "and of the gaps):", "",
                       *across, ""]
         move = moved(dataset)
         if move:

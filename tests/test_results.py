@@ -492,7 +492,8 @@ def test_seed_rows_are_the_mean_and_sd_of_their_runs_and_gaps_pair_seeds(copied_
     rows, gaps = seed_tables(make_results.seeds_table("yale"))
     for folder in (copied_run, pgd):
         values = seed_values(folder)
-        assert rows[folder.name] == [", ".join(map(str, values))] + [spread(column) for column in zip(*values.values())]
+        assert rows[folder.name] == [", ".join(map(str, values)), "–"] + [spread(column)
+                                                                           for column in zip(*values.values())]
     nat, rob = seed_values(copied_run), seed_values(pgd)
     assert list(gaps) == ["yale_pgd"] and gaps["yale_pgd"][0] == "0, 2"
     a_gaps, b_gaps = ([rob[s][i] - nat[s][i] for s in (0, 2)] for i in (5, 4))
@@ -513,8 +514,38 @@ def test_results_md_seed_rows_equal_their_files():
     folders = {p.parent.parent.parent for p in (ROOT / "results" / "cpu").glob("*/seeds/*/run.json")}
     assert set(rows) == {folder.name for folder in folders}
     for folder in folders:
-        values = seed_values(folder)
-        assert rows[folder.name] == [", ".join(map(str, values))] + [spread(column) for column in zip(*values.values())]
+        values = seed_values(folder)   # train accuracy under twice chance (1/38 on Yale, 1/10 on Fashion-MNIST): left out
+        chance = [s for s, v in values.items() if v[0] < 2 / (38 if folder.name.startswith("yale") else 10)]
+        trained = {s: v for s, v in values.items() if s not in chance}
+        assert rows[folder.name][:2] == [", ".join(map(str, trained)) or "–", ", ".join(map(str, chance)) or "–"]
+        if len(trained) > 1:
+            assert rows[folder.name][2:] == [spread(column) for column in zip(*trained.values())]
+
+
+def test_a_seed_at_chance_is_named_and_left_out_of_the_spread_and_the_gaps(copied_run):
+    """A seed whose model stayed at chance measures a collapse, not the cost of robustness: named in its own column,
+    not in the mean ± sd nor in the paired gaps, and drawn as a cross in the summary figure."""
+    from results import make_results
+
+    pgd = copy_run(copied_run.parent.parent, "yale_pgd")
+    for seed in (1, 2):
+        add_seed(copied_run, seed, (1.0, 0.97, 0.03, 0.02, 0.55 + seed / 100, 0.50))
+    add_seed(pgd, 1, (0.026, 0.03, 0.02, 0.02, 0.50, 0.70))   # at chance, with a large I_A that must not count
+    add_seed(pgd, 2, (0.99, 0.94, 0.99, 0.78, 0.55, 0.66))
+    rows, gaps = seed_tables(make_results.seeds_table("yale"))
+    rob, nat = seed_values(pgd), seed_values(copied_run)
+    trained = [rob[0], rob[2]]
+    assert rows["yale_pgd"] == ["0, 2", "1"] + [spread(column) for column in zip(*trained)]
+    assert rows["yale_natural"][:2] == ["0, 1, 2", "–"]
+    a_gaps = [rob[s][5] - nat[s][5] for s in (0, 2)]
+    assert gaps["yale_pgd"][:3] == ["0, 2", spread(a_gaps), ", ".join(f"{g:+.4f}" for g in a_gaps)]
+    sources = {(m, s) for m, s, _, _ in make_results.mechanism_points("yale") if "other seed" in s}
+    assert sources == {("natural", "CPU, other seed"), ("pgd", "CPU, other seed"),
+                       ("pgd", "CPU, other seed, at chance")}
+    add_seed(pgd, 3, (0.026, 0.03, 0.02, 0.02, 0.50, 0.70))   # one trained seed left of three: a mean, no sd
+    shutil.rmtree(pgd / "seeds" / "2")
+    rows, gaps = seed_tables(make_results.seeds_table("yale"))
+    assert rows["yale_pgd"] == ["0", "1, 3"] + [f"{v:.4f} ± –" for v in rob[0]] and "yale_pgd" not in gaps
 
 
 @pytest.mark.parametrize("change, match", [
