@@ -376,11 +376,13 @@ def seeds_table(dataset: str) -> list[str]:
         cells = [spread([v[k] for v in per_seed.values()]) if per_seed else "–" for k, _ in MOVED]
         lines.append(f"| {run} | {', '.join(map(str, per_seed)) or '–'} | {', '.join(map(str, chance[run])) or '–'} | "
                      + " | ".join(cells) + " |")
-    paired = []   # (run, its natural run's values per seed, the seeds both have)
+    paired, unpaired = [], []   # (run, its natural run's values per seed, the seeds both trained); (run, those seeds)
     for run, per_seed in values.items():
         natural = values.get(natural_of(run, dataset)) if method_of(run) != "natural" else None
         if natural and len(seeds := sorted(set(natural) & set(per_seed))) > 1:
             paired.append((run, natural, seeds))
+        elif natural:
+            unpaired.append((run, seeds))
     if paired:
         lines += ["", "| run − natural, paired by seed | seeds | I_A gap | I_A gap per seed | I_B gap "
                   "| I_B gap per seed | sign the same for every seed (a zero gap has none) |",
@@ -393,6 +395,9 @@ def seeds_table(dataset: str) -> list[str]:
             same = all(g > 0 for g in gap) or all(g < 0 for g in gap)
             signs.append(f"{key}: {'yes' if same else 'no'}")
         lines.append(f"| {run} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + f" | {'; '.join(signs)} |")
+    for run, seeds in unpaired:
+        lines += ["", f"No paired gap for {run}: fewer than two seeds trained out of chance beside its natural run's "
+                      f"(both trained: {', '.join(map(str, seeds)) or 'none'})."]
     return lines
 
 

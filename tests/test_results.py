@@ -518,8 +518,8 @@ def test_results_md_seed_rows_equal_their_files():
         chance = [s for s, v in values.items() if v[0] < 2 / (38 if folder.name.startswith("yale") else 10)]
         trained = {s: v for s, v in values.items() if s not in chance}
         assert rows[folder.name][:2] == [", ".join(map(str, trained)) or "–", ", ".join(map(str, chance)) or "–"]
-        if len(trained) > 1:
-            assert rows[folder.name][2:] == [spread(column) for column in zip(*trained.values())]
+        assert rows[folder.name][2:] == ([spread(column) for column in zip(*trained.values())] if len(trained) > 1
+                                         else [f"{v:.4f} ± –" for v in next(iter(trained.values()))])
 
 
 def test_a_seed_at_chance_is_named_and_left_out_of_the_spread_and_the_gaps(copied_run):
@@ -544,8 +544,11 @@ def test_a_seed_at_chance_is_named_and_left_out_of_the_spread_and_the_gaps(copie
                        ("pgd", "CPU, other seed, at chance")}
     add_seed(pgd, 3, (0.026, 0.03, 0.02, 0.02, 0.50, 0.70))   # one trained seed left of three: a mean, no sd
     shutil.rmtree(pgd / "seeds" / "2")
-    rows, gaps = seed_tables(make_results.seeds_table("yale"))
+    lines = make_results.seeds_table("yale")
+    rows, gaps = seed_tables(lines)
     assert rows["yale_pgd"] == ["0", "1, 3"] + [f"{v:.4f} ± –" for v in rob[0]] and "yale_pgd" not in gaps
+    assert lines[-1] == ("No paired gap for yale_pgd: fewer than two seeds trained out of chance beside its natural "
+                         "run's (both trained: 0).")
 
 
 @pytest.mark.parametrize("change, match", [

@@ -200,17 +200,20 @@ def test_wong_kolter_schedule_is_the_studys(config, epochs, start, eps, ramp):
         assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * gamma ** (max(epoch - ramp, 0) // step_size))
 
 
-
 def test_cpu_fmnist_dual_keeps_the_studys_ramp_and_cuts_only_its_tail():
     # configs/cpu/fmnist_dual.yaml: the study's 20-epoch eps ramp whole, then 6 epochs at eps 0.1, two at each of
     # the study's three learning rates (1e-4, 1e-5, 1e-6) instead of 15, 15 and 11
     init_args = _config_init_args("cpu/fmnist_dual.yaml")
     config = yaml.safe_load((ROOT / "configs" / "cpu" / "fmnist_dual.yaml").read_text())
+    data = config["data"]["init_args"]
+    batches = -(-data["num_members"] // data["batch_size"])   # 334 a member pass: the last batch partial
     assert config["trainer"]["max_epochs"] == 26
     m = WongKolterTraining(DigitsCNN(width=1), **init_args)
     schedule, lr = np.linspace(0.003, 0.1, 20), piecewise_constant(init_args["lr_schedule"], init_args["lr"])
     for epoch in range(26):
-        assert _at(m, 334 * epoch + 333, 334).current_eps() == (float(schedule[epoch]) if epoch < 20 else 0.1)
+        for batch in (0, batches - 1):   # constant within the epoch
+            eps = _at(m, batches * epoch + batch, batches).current_eps()
+            assert eps == (float(schedule[epoch]) if epoch < 20 else 0.1)
         assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * 0.1 ** max((epoch - 20) // 2, 0))
 
 class _StepMoves(pl.Callback):
