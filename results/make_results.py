@@ -450,7 +450,7 @@ def mechanism_points(dataset: str) -> list[tuple[str, str, float, float]]:
     points = [(method, "published", p["adv_train_acc"] - p["adv_test_acc"], p["I_A"])
               for (d, method), p in published().items() if d == dataset]
     measured_runs = [("CPU", run, audit(run)) for run in runs(dataset)]
-    measured_runs += [("CPU, other seed, at chance" if at_chance(run, strategies) else "CPU, other seed", run,
+    measured_runs += [(SEED_AT_CHANCE_SOURCE if at_chance(run, strategies) else "CPU, other seed", run,
                        strategies) for run in runs(dataset) for seed, strategies in seed_runs(run).items() if seed]
     measured_runs += [("GPU", run, gpu_run(run)[0]["strategies"]) for run in gpu_runs(dataset)]
     measured_runs += [(REGIME_SOURCE, run, audit(run)) for run in regime_runs(dataset)]
@@ -463,6 +463,8 @@ def mechanism_points(dataset: str) -> list[tuple[str, str, float, float]]:
 SUMMARY_PLOT = RESULTS / "summary_ia_vs_adv_gap.png"
 #: the summary's source label of a REGIME's runs
 REGIME_SOURCE = "CPU, the study's regime"
+#: the summary's source label of another seed's model at chance (drawn as a small cross)
+SEED_AT_CHANCE_SOURCE = "CPU, other seed, at chance"
 
 
 def summary_plot() -> None:
@@ -482,7 +484,7 @@ def summary_plot() -> None:
         where = {(method, source): (gap, ia) for method, source, gap, ia in points}
         chance = {method_of(run) for run in runs(dataset) if at_chance(run)}   # CPU-budget rows at chance
         for method, source, gap, ia in points:
-            if source == "CPU" and method in chance or source == "CPU, other seed, at chance":
+            if (source == "CPU" and method in chance) or source == SEED_AT_CHANCE_SOURCE:
                 # a cross (small: another seed), no line to the published model it did not reach
                 ax.scatter(gap, ia, s=60 if source == "CPU" else 20, marker="x", color=colours[method], zorder=2)
                 continue
@@ -499,7 +501,7 @@ def summary_plot() -> None:
     handles = [plt.Line2D([], [], ls="", marker="o", color=colours[m], label=label) for m, label in METHODS.items()]
     present = {source for dataset in DATASETS for _, source, _, _ in mechanism_points(dataset)}
     present |= {"at chance"} if any(at_chance(run) for dataset in DATASETS for run in runs(dataset)) or (
-        "CPU, other seed, at chance" in present) else set()
+        SEED_AT_CHANCE_SOURCE in present) else set()
     legend = {"published": dict(marker="o", mfc="none", ms=8, label="published"),
               "CPU": dict(marker="o", label="privrob, CPU budget"),
               "CPU, other seed": dict(marker="o", ms=4, label="privrob, CPU, other seeds"),

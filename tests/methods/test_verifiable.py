@@ -216,6 +216,7 @@ def test_cpu_fmnist_dual_keeps_the_studys_ramp_and_cuts_only_its_tail():
             assert eps == (float(schedule[epoch]) if epoch < 20 else 0.1)
         assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * 0.1 ** max((epoch - 20) // 2, 0))
 
+
 class _StepMoves(pl.Callback):
     """The norm of each optimizer step's change to the weights."""
 
