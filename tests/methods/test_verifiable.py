@@ -217,6 +217,27 @@ def test_cpu_fmnist_dual_keeps_the_studys_ramp_and_cuts_only_its_tail():
         assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * 0.1 ** max((epoch - 20) // 2, 0))
 
 
+def test_cpu_yale_dual_cuts_the_studys_ramp_and_tail_and_keeps_its_steps_an_eps():
+    # configs/cpu/yale_dual.yaml: the study's per-epoch eps ramp (0.0001 to 0.06275) over 5 epochs of 95 steps (the
+    # study's steps at each eps) instead of 80, then 3 epochs at 0.06275 from lr 1e-3, halved twice (the study: 101
+    # epochs from 1e-4, halved every 25); the study's network at width 1 with 10 projections
+    init_args = _config_init_args("cpu/yale_dual.yaml")
+    config = yaml.safe_load((ROOT / "configs" / "cpu" / "yale_dual.yaml").read_text())
+    assert config["trainer"]["max_epochs"] == 8 and config["data"]["init_args"]["batch_size"] == 20
+    assert config["model"]["init_args"]["backbone"]["init_args"]["width"] == 1 and init_args["projections"] == 10
+    study = _config_init_args("yale_dual.yaml")
+    assert {k: init_args[k] for k in ("eps", "eps_start", "clip_input", "weight_decay", "bound")} == {
+        k: study[k] for k in ("eps", "eps_start", "clip_input", "weight_decay", "bound")}
+    m = WongKolterTraining(DigitsCNN(width=1), **init_args)
+    schedule, lr = np.linspace(0.0001, 0.06275, 5), piecewise_constant(init_args["lr_schedule"], init_args["lr"])
+    batches = 1900 // 20
+    for epoch in range(8):
+        for batch in (0, batches - 1):   # constant within the epoch
+            eps = _at(m, batches * epoch + batch, batches).current_eps()
+            assert eps == (float(schedule[epoch]) if epoch < 5 else 0.06275)
+        assert init_args["lr"] * lr(epoch) == pytest.approx(1e-3 * 0.5 ** max(epoch - 5, 0))
+
+
 class _StepMoves(pl.Callback):
     """The norm of each optimizer step's change to the weights."""
 
@@ -232,8 +253,8 @@ class _StepMoves(pl.Callback):
         self.norms.append(float(moved.norm()))
 
 
-@pytest.mark.parametrize("config,clip_nan_steps", [("yale_dual.yaml", True), ("fmnist_dual.yaml", False),
-                                                   ("cpu/fmnist_dual.yaml", False)])
+@pytest.mark.parametrize("config,clip_nan_steps", [("yale_dual.yaml", True), ("cpu/yale_dual.yaml", True),
+                                                   ("fmnist_dual.yaml", False), ("cpu/fmnist_dual.yaml", False)])
 def test_wong_kolter_nan_steps_are_the_studys(config, clip_nan_steps):
     # trainer.train_robust: NaN gradient entries set to 0 (infinities kept); Yale's then clips the step, Fashion-MNIST's
     # (NAN_EXIST, reset every batch) steps unclipped; a step without NaN is clipped by both
