@@ -220,17 +220,27 @@ def test_cpu_fmnist_dual_keeps_the_studys_ramp_and_cuts_only_its_tail():
 def test_cpu_yale_dual_cuts_the_studys_ramp_and_tail_and_keeps_its_steps_an_eps():
     # configs/cpu/yale_dual.yaml: the study's per-epoch eps ramp (0.0001 to 0.06275) over 5 epochs of 95 steps (the
     # study's steps at each eps) instead of 80, then 3 epochs at 0.06275 from lr 1e-3, halved twice (the study: 101
-    # epochs from 1e-4, halved every 25); the study's network at width 1 with 10 projections
-    init_args = _config_init_args("cpu/yale_dual.yaml")
-    config = yaml.safe_load((ROOT / "configs" / "cpu" / "yale_dual.yaml").read_text())
-    assert config["trainer"]["max_epochs"] == 8 and config["data"]["init_args"]["batch_size"] == 20
-    assert config["model"]["init_args"]["backbone"]["init_args"]["width"] == 1 and init_args["projections"] == 10
-    study = _config_init_args("yale_dual.yaml")
-    assert {k: init_args[k] for k in ("eps", "eps_start", "clip_input", "weight_decay", "bound")} == {
-        k: study[k] for k in ("eps", "eps_start", "clip_input", "weight_decay", "bound")}
+    # epochs from 1e-4, halved every 25); the study's network, data and training rules at width 1, 10 projections
+    def load(name):
+        return yaml.safe_load((ROOT / "configs" / name).read_text())
+
+    budget, study = load("cpu/yale_dual.yaml"), load("yale_dual.yaml")
+    init_args, study_args = _config_init_args("cpu/yale_dual.yaml"), _config_init_args("yale_dual.yaml")
+    net, study_net = (c["model"]["init_args"]["backbone"]["init_args"] for c in (budget, study))
+    assert net == {**study_net, "width": 1} and init_args["projections"] == 10
+    kept = ("eps", "eps_start", "bound", "clip_input", "optimizer", "weight_decay", "schedule_unit")
+    assert {k: init_args[k] for k in kept} == {k: study_args[k] for k in kept}
+    assert "clip_nan_steps" not in init_args and "clip_nan_steps" not in study_args   # the Yale trainer's rule
+    assert budget["trainer"]["gradient_clip_val"] == study["trainer"]["gradient_clip_val"] == 1.0
+    assert budget["seed_everything"] == study["seed_everything"]
+    data = budget["data"]["init_args"]
+    assert {k: data[k] for k in ("batch_size", "pad_to", "seed")} == {
+        k: study["data"]["init_args"][k] for k in ("batch_size", "pad_to", "seed")}
+    assert "num_members" not in data   # all 1,900 members
+    assert budget["trainer"]["max_epochs"] == 8
     m = WongKolterTraining(DigitsCNN(width=1), **init_args)
     schedule, lr = np.linspace(0.0001, 0.06275, 5), piecewise_constant(init_args["lr_schedule"], init_args["lr"])
-    batches = 1900 // 20
+    batches = -(-1900 // data["batch_size"])   # 95
     for epoch in range(8):
         for batch in (0, batches - 1):   # constant within the epoch
             eps = _at(m, batches * epoch + batch, batches).current_eps()
@@ -253,8 +263,8 @@ class _StepMoves(pl.Callback):
         self.norms.append(float(moved.norm()))
 
 
-@pytest.mark.parametrize("config,clip_nan_steps", [("yale_dual.yaml", True), ("cpu/yale_dual.yaml", True),
-                                                   ("fmnist_dual.yaml", False), ("cpu/fmnist_dual.yaml", False)])
+@pytest.mark.parametrize("config,clip_nan_steps", [("yale_dual.yaml", True), ("fmnist_dual.yaml", False),
+                                                   ("cpu/fmnist_dual.yaml", False)])
 def test_wong_kolter_nan_steps_are_the_studys(config, clip_nan_steps):
     # trainer.train_robust: NaN gradient entries set to 0 (infinities kept); Yale's then clips the step, Fashion-MNIST's
     # (NAN_EXIST, reset every batch) steps unclipped; a step without NaN is clipped by both
