@@ -522,7 +522,24 @@ def test_results_md_seed_rows_equal_their_files():
                                          else [f"{v:.4f} ± –" for v in next(iter(trained.values()))])
 
 
-def test_a_seed_at_chance_is_named_and_left_out_of_the_spread_and_the_gaps(copied_run):
+def draw_summary(make_results, path, monkeypatch):
+    """make_results.summary_plot() into ``path``; (marker, size, x, y) of every point it scattered."""
+    from matplotlib.axes import Axes
+
+    drawn, scatter = [], Axes.scatter
+
+    def recorded(self, x, y, *args, **kwargs):
+        drawn.append((kwargs.get("marker"), kwargs.get("s"), round(float(x), 6), round(float(y), 6)))
+        return scatter(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "scatter", recorded)
+    monkeypatch.setattr(make_results, "SUMMARY_PLOT", path)
+    make_results.summary_plot()
+    assert path.stat().st_size > 0
+    return drawn
+
+
+def test_a_seed_at_chance_is_named_and_left_out_of_the_spread_and_the_gaps(copied_run, monkeypatch):
     """A seed whose model stayed at chance measures a collapse, not the cost of robustness: named in its own column,
     not in the mean ± sd nor in the paired gaps, and drawn as a cross in the summary figure."""
     from results import make_results
@@ -542,6 +559,12 @@ def test_a_seed_at_chance_is_named_and_left_out_of_the_spread_and_the_gaps(copie
     sources = {(m, s) for m, s, _, _ in make_results.mechanism_points("yale") if "other seed" in s}
     assert sources == {("natural", "CPU, other seed"), ("pgd", "CPU, other seed"),
                        ("pgd", "CPU, other seed, at chance")}
+    drawn = draw_summary(make_results, copied_run.parent.parent / "summary.png", monkeypatch)
+    crosses = {(x, y) for marker, size, x, y in drawn if marker == "x"}
+    at_chance_point = {(round(gap, 6), round(ia, 6)) for _, s, gap, ia in make_results.mechanism_points("yale")
+                       if s == make_results.SEED_AT_CHANCE_SOURCE}
+    assert len(at_chance_point) == 1 and crosses == at_chance_point   # the only cross: seed 0's rows trained
+    assert {size for marker, size, x, y in drawn if marker == "x"} == {20}   # small: another seed's
     add_seed(pgd, 3, (0.026, 0.03, 0.02, 0.02, 0.50, 0.70))   # one trained seed left of three: a mean, no sd
     shutil.rmtree(pgd / "seeds" / "2")
     lines = make_results.seeds_table("yale")
