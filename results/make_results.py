@@ -479,8 +479,10 @@ def summary_plot() -> None:
     markers = {"published": ("o", 90), "CPU": ("o", 45), "CPU, other seed": ("o", 15), "GPU": ("s", 45),
                REGIME_SOURCE: ("^", 45)}
     fig, axes = plt.subplots(1, len(DATASETS), figsize=(10, 4.2))
+    present = set()   # the sources drawn, for the legend
     for ax, dataset in zip(axes, DATASETS):
         points = mechanism_points(dataset)
+        present |= {source for _, source, _, _ in points}
         where = {(method, source): (gap, ia) for method, source, gap, ia in points}
         chance = {method_of(run) for run in runs(dataset) if at_chance(run)}   # CPU-budget rows at chance
         for method, source, gap, ia in points:
@@ -499,7 +501,6 @@ def summary_plot() -> None:
         ax.set(title=DATASETS[dataset], xlabel="adv train acc − adv test acc", ylabel="I_A inference accuracy")
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colours[m], label=label) for m, label in METHODS.items()]
-    present = {source for dataset in DATASETS for _, source, _, _ in mechanism_points(dataset)}
     present |= {"at chance"} if any(at_chance(run) for dataset in DATASETS for run in runs(dataset)) or (
         SEED_AT_CHANCE_SOURCE in present) else set()
     legend = {"published": dict(marker="o", mfc="none", ms=8, label="published"),
