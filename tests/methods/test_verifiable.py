@@ -95,8 +95,12 @@ def test_ibp_schedule():
         assert _at(m, step).schedule() == pytest.approx((eps, kappa))
 
 
+def _config(name):
+    return yaml.safe_load((ROOT / "configs" / name).read_text())
+
+
 def _config_init_args(name):
-    init_args = dict(yaml.safe_load((ROOT / "configs" / name).read_text())["model"]["init_args"])
+    init_args = dict(_config(name)["model"]["init_args"])
     init_args.pop("backbone")
     return init_args
 
@@ -204,7 +208,7 @@ def test_cpu_fmnist_dual_keeps_the_studys_ramp_and_cuts_only_its_tail():
     # configs/cpu/fmnist_dual.yaml: the study's 20-epoch eps ramp whole, then 6 epochs at eps 0.1, two at each of
     # the study's three learning rates (1e-4, 1e-5, 1e-6) instead of 15, 15 and 11
     init_args = _config_init_args("cpu/fmnist_dual.yaml")
-    config = yaml.safe_load((ROOT / "configs" / "cpu" / "fmnist_dual.yaml").read_text())
+    config = _config("cpu/fmnist_dual.yaml")
     data = config["data"]["init_args"]
     batches = -(-data["num_members"] // data["batch_size"])   # 334 a member pass: the last batch partial
     assert config["trainer"]["max_epochs"] == 26
@@ -221,10 +225,7 @@ def test_cpu_yale_dual_cuts_the_studys_ramp_and_tail_and_keeps_its_steps_an_eps(
     # configs/cpu/yale_dual.yaml: the study's per-epoch eps ramp (0.0001 to 0.06275) over 5 epochs of 95 steps (the
     # study's steps at each eps) instead of 80, then 3 epochs at 0.06275 from lr 1e-3, halved twice (the study: 101
     # epochs from 1e-4, halved every 25); the study's network, data and training rules at width 1, 10 projections
-    def load(name):
-        return yaml.safe_load((ROOT / "configs" / name).read_text())
-
-    budget, study = load("cpu/yale_dual.yaml"), load("yale_dual.yaml")
+    budget, study = _config("cpu/yale_dual.yaml"), _config("yale_dual.yaml")
     init_args, study_args = _config_init_args("cpu/yale_dual.yaml"), _config_init_args("yale_dual.yaml")
     net, study_net = (c["model"]["init_args"]["backbone"]["init_args"] for c in (budget, study))
     assert net == {**study_net, "width": 1} and init_args["projections"] == 10
