@@ -16,7 +16,9 @@ class WongKolterTraining(RobustTraining):
     """Robust cross-entropy on the dual bound's worst-case logits −lb(z_y − z_j); no clean term (the study).
 
     ε is constant within an epoch: ``linspace(eps_start, eps, ramp_epochs)[e]`` in epoch e (from 0) while
-    e < ``ramp_epochs``, then ``eps`` (the study's ``eps_schedule``, ``train_Yale.py``). Gradient-norm clipping is the
+    e < ``ramp_epochs``, then ``eps`` (the study's ``eps_schedule``, ``train_Yale.py``). With W = ``warmup_epochs``
+    (the study: 0) the first W epochs train at ε = 0, where the bound's margins are the logits' and so its loss their
+    cross-entropy (computed without the bound), and the ramp starts at epoch W. Gradient-norm clipping is the
     Trainer's ``gradient_clip_val`` (the study: 1). NaN gradient entries are zeroed (infinities kept), as the study's
     ``trainer.train_robust``; its Yale trainer then clips that step, its Fashion-MNIST one steps unclipped
     (``clip_nan_steps``). The study reports the epoch of lowest robust error on 110 non-members:
@@ -26,6 +28,8 @@ class WongKolterTraining(RobustTraining):
         eps: l_inf training budget (the study: Yale 0.06275 ≈ 16/255 on 192x192 padded input, Fashion-MNIST 0.1).
         eps_start: ε in epoch 0 (Yale 0.0001, Fashion-MNIST 0.003).
         ramp_epochs: length of the ε ramp in epochs, the last of which trains at ``eps`` (Yale 80, Fashion-MNIST 20).
+        warmup_epochs: epochs of plain cross-entropy before the ramp (the study: 0; a budget whose network would sit
+            at chance under the bound from its initialisation, as DiffAI's warm-up).
         bound: ``dual_projected`` (the study's ``--proj``, an estimate for training) or ``dual`` (exact; small nets).
         projections: Cauchy projections of ``dual_projected`` (Yale 50, Fashion-MNIST 20).
         clip_input: intersect the ball with [0, 1] (the study's ``bounded_input``: False on Yale, True on FMNIST).
@@ -39,27 +43,35 @@ class WongKolterTraining(RobustTraining):
     certified_methods = ("dual", "crown_ibp", "ibp")
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.1, eps_start: float = 0.001, ramp_epochs: int = 20,
-                 bound: Literal["dual_projected", "dual"] = "dual_projected", projections: int = 50,
-                 clip_input: bool = True, memory_budget: float = 4.0, clip_nan_steps: bool = True, **kwargs) -> None:
+                 warmup_epochs: int = 0, bound: Literal["dual_projected", "dual"] = "dual_projected",
+                 projections: int = 50, clip_input: bool = True, memory_budget: float = 4.0,
+                 clip_nan_steps: bool = True, **kwargs) -> None:
         super().__init__(backbone, **kwargs)
         if eps < 0 or eps_start < 0:
             raise ValueError(f"`eps` and `eps_start` must be non-negative, got {eps} and {eps_start}")
         if bound not in ("dual_projected", "dual"):
             raise ValueError(f"`bound` can be dual_projected, dual, got {bound!r}")
-        if projections < 1 or ramp_epochs < 0:
-            raise ValueError(f"`projections` must be ≥ 1 and `ramp_epochs` ≥ 0, got {projections}, {ramp_epochs}")
+        if projections < 1 or ramp_epochs < 0 or warmup_epochs < 0:
+            raise ValueError(f"`projections` must be ≥ 1, `ramp_epochs` and `warmup_epochs` ≥ 0, got "
+                             f"{projections}, {ramp_epochs}, {warmup_epochs}")
         self._nan_step = False   # whether this step's gradients held a NaN (set before clipping, read by it)
 
     def current_eps(self) -> float:
         hp = self.hparams
-        if self.current_epoch < hp.ramp_epochs:
-            return float(np.linspace(hp.eps_start, hp.eps, hp.ramp_epochs)[self.current_epoch])
+        epoch = self.current_epoch - hp.warmup_epochs
+        if epoch < 0:
+            return 0.0
+        if epoch < hp.ramp_epochs:
+            return float(np.linspace(hp.eps_start, hp.eps, hp.ramp_epochs)[epoch])
         return hp.eps
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hparams
         eps = self.current_eps()
         self.log("train/eps", eps)
+        if self.current_epoch < hp.warmup_epochs:
+            logits = self(x)
+            return self.cross_entropy(logits, y), logits
         # eager even with `compile`: compiled, the projections would draw other numbers than eager's
         worst = worst_case_logits(self.backbone, x, y, eps, hp.bound, clip=hp.clip_input,
                                   projections=hp.projections, memory_budget=hp.memory_budget)

@@ -153,6 +153,28 @@ def test_diffai_warms_up_19_epochs():
     assert loss == pytest.approx(float(_diffai_loss(m, x, y, 0.1 / 30, clip=False)), rel=1e-6) and loss != float(clean)
 
 
+def test_wong_kolter_warms_up_at_eps_0_then_ramps(monkeypatch):
+    # warmup_epochs W: ε = 0 in epochs 0..W−1, where the bound's loss is the logits' cross-entropy, computed without
+    # the bound; then the study's per-epoch ramp from epoch W
+    torch.manual_seed(0)
+    m = WongKolterTraining(DigitsCNN(width=1), eps=0.1, eps_start=0.01, ramp_epochs=3, warmup_epochs=2, projections=5)
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8)
+    clean = torch.nn.functional.cross_entropy(m(x), y)
+    at_zero = worst_case_logits(m.backbone, x, y, 0.0, "dual", clip=True)
+    assert torch.nn.functional.cross_entropy(at_zero, y).item() == pytest.approx(clean.item(), rel=1e-6)
+    expected = [0.0, 0.0, *np.linspace(0.01, 0.1, 3), 0.1, 0.1]
+    assert [_at(m, 10 * e + 9, 10).current_eps() for e in range(7)] == pytest.approx(expected, abs=1e-12)
+    bounded = []
+    monkeypatch.setattr("privrob.methods.wong_kolter.worst_case_logits",
+                        lambda *args, **kwargs: bounded.append(args[3]) or worst_case_logits(*args, **kwargs))
+    for epoch in (0, 1):
+        assert torch.equal(_trainer_at(m, epoch, 10 * epoch).training_loss(x, y)[0], clean) and bounded == []
+    loss = _trainer_at(m, 3, 30).training_loss(x, y)[0]
+    assert bounded == pytest.approx([0.055]) and loss.item() > clean.item()
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        WongKolterTraining(DigitsCNN(width=1), warmup_epochs=-1)
+
+
 def _diffai_loss(m, x, y, eps, clip):
     """(w·softplus(max(−1, max_{j≠y} ub(z_j − z_y))) + CE)/(w + 1), the study's aiLoss, from the box bounds."""
     w = m.hparams.robust_weight
