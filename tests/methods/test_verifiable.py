@@ -243,16 +243,18 @@ def test_cpu_fmnist_dual_keeps_the_studys_ramp_and_cuts_only_its_tail():
         assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * 0.1 ** max((epoch - 20) // 2, 0))
 
 
-def test_cpu_yale_dual_cuts_the_studys_ramp_and_tail_and_keeps_its_steps_an_eps():
-    # configs/cpu/yale_dual.yaml: the study's per-epoch eps ramp (0.0001 to 0.06275) over 5 epochs of 95 steps (the
-    # study's steps at each eps) instead of 80, then 3 epochs at 0.06275 from lr 1e-3, halved twice (the study: 101
-    # epochs from 1e-4, halved every 25); the study's network, data and training rules at width 1, 10 projections
+def test_cpu_yale_dual_warms_up_then_cuts_the_studys_ramp_and_tail_and_keeps_its_steps_an_eps():
+    # configs/cpu/yale_dual.yaml: 3 epochs at eps 0 (plain cross-entropy), then the study's per-epoch eps ramp (0.0001
+    # to 0.06275) over 5 epochs of 95 steps (the study's steps at each eps) instead of 80, then 3 epochs at 0.06275,
+    # the study's lr 1e-4 halved twice (the study: 101 epochs, halved every 25); the study's network, data, optimizer
+    # and training rules at width 1, 10 projections
     budget, study = _config("cpu/yale_dual.yaml"), _config("yale_dual.yaml")
     init_args, study_args = _config_init_args("cpu/yale_dual.yaml"), _config_init_args("yale_dual.yaml")
     net, study_net = (c["model"]["init_args"]["backbone"]["init_args"] for c in (budget, study))
     assert net == {**study_net, "width": 1} and init_args["projections"] == 10
-    kept = ("eps", "eps_start", "bound", "clip_input", "optimizer", "weight_decay", "schedule_unit")
+    kept = ("eps", "eps_start", "bound", "clip_input", "optimizer", "lr", "weight_decay", "schedule_unit")
     assert {k: init_args[k] for k in kept} == {k: study_args[k] for k in kept}
+    assert "warmup_epochs" not in study_args and init_args["warmup_epochs"] == 3
     assert "clip_nan_steps" not in init_args and "clip_nan_steps" not in study_args   # the Yale trainer's rule
     assert budget["trainer"]["gradient_clip_val"] == study["trainer"]["gradient_clip_val"] == 1.0
     assert budget["seed_everything"] == study["seed_everything"]
@@ -260,15 +262,15 @@ def test_cpu_yale_dual_cuts_the_studys_ramp_and_tail_and_keeps_its_steps_an_eps(
     assert {k: data[k] for k in ("batch_size", "pad_to", "seed")} == {
         k: study["data"]["init_args"][k] for k in ("batch_size", "pad_to", "seed")}
     assert "num_members" not in data   # all 1,900 members
-    assert budget["trainer"]["max_epochs"] == 8
+    assert budget["trainer"]["max_epochs"] == 11
     m = WongKolterTraining(DigitsCNN(width=1), **init_args)
     schedule, lr = np.linspace(0.0001, 0.06275, 5), piecewise_constant(init_args["lr_schedule"], init_args["lr"])
     batches = -(-1900 // data["batch_size"])   # 95
-    for epoch in range(8):
+    for epoch in range(11):
         for batch in (0, batches - 1):   # constant within the epoch
             eps = _at(m, batches * epoch + batch, batches).current_eps()
-            assert eps == (float(schedule[epoch]) if epoch < 5 else 0.06275)
-        assert init_args["lr"] * lr(epoch) == pytest.approx(1e-3 * 0.5 ** max(epoch - 5, 0))
+            assert eps == (0.0 if epoch < 3 else float(schedule[epoch - 3]) if epoch < 8 else 0.06275)
+        assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * 0.5 ** max(epoch - 8, 0))
 
 
 class _StepMoves(pl.Callback):
