@@ -17,8 +17,9 @@ class WongKolterTraining(RobustTraining):
 
     ε is constant within an epoch: ``linspace(eps_start, eps, ramp_epochs)[e]`` in epoch e (from 0) while
     e < ``ramp_epochs``, then ``eps`` (the study's ``eps_schedule``, ``train_Yale.py``). With W = ``warmup_epochs``
-    (the study: 0) the first W epochs train at ε = 0, where the bound's margins are the logits' and so its loss their
-    cross-entropy (computed without the bound), and the ramp starts at epoch W. Gradient-norm clipping is the
+    (the study: 0) the first W epochs train at ε = 0, where the bound's worst-case logits are the exact margins
+    z_j − z_y and so its loss the logits' cross-entropy (computed without the bound; ``train/acc`` is then the clean
+    accuracy, the robust one from epoch W), and the ramp starts at epoch W. Gradient-norm clipping is the
     Trainer's ``gradient_clip_val`` (the study: 1). NaN gradient entries are zeroed (infinities kept), as the study's
     ``trainer.train_robust``; its Yale trainer then clips that step, its Fashion-MNIST one steps unclipped
     (``clip_nan_steps``). The study reports the epoch of lowest robust error on 110 non-members:
@@ -26,7 +27,7 @@ class WongKolterTraining(RobustTraining):
 
     Args:
         eps: l_inf training budget (the study: Yale 0.06275 ≈ 16/255 on 192x192 padded input, Fashion-MNIST 0.1).
-        eps_start: ε in epoch 0 (Yale 0.0001, Fashion-MNIST 0.003).
+        eps_start: ε in the ramp's first epoch, epoch ``warmup_epochs`` (Yale 0.0001, Fashion-MNIST 0.003).
         ramp_epochs: length of the ε ramp in epochs, the last of which trains at ``eps`` (Yale 80, Fashion-MNIST 20).
         warmup_epochs: epochs of plain cross-entropy before the ramp (the study: 0; a budget whose network would sit
             at chance under the bound from its initialisation, as DiffAI's warm-up).

@@ -160,17 +160,24 @@ def test_wong_kolter_warms_up_at_eps_0_then_ramps(monkeypatch):
     m = WongKolterTraining(DigitsCNN(width=1), eps=0.1, eps_start=0.01, ramp_epochs=3, warmup_epochs=2, projections=5)
     x, y = torch.rand(8, 1, 8, 8), torch.arange(8)
     clean = torch.nn.functional.cross_entropy(m(x), y)
-    at_zero = worst_case_logits(m.backbone, x, y, 0.0, "dual", clip=True)
-    assert torch.nn.functional.cross_entropy(at_zero, y).item() == pytest.approx(clean.item(), rel=1e-6)
+    for bound in ("dual", "dual_projected"):   # the margins z_j − z_y at ε = 0, whose cross-entropy is the logits'
+        at_zero = worst_case_logits(m.backbone, x, y, 0.0, bound, clip=False, projections=5)
+        assert torch.nn.functional.cross_entropy(at_zero, y).item() == pytest.approx(clean.item(), rel=1e-6)
     expected = [0.0, 0.0, *np.linspace(0.01, 0.1, 3), 0.1, 0.1]
     assert [_at(m, 10 * e + 9, 10).current_eps() for e in range(7)] == pytest.approx(expected, abs=1e-12)
-    bounded = []
+    bounded, logged = [], []
     monkeypatch.setattr("privrob.methods.wong_kolter.worst_case_logits",
                         lambda *args, **kwargs: bounded.append(args[3]) or worst_case_logits(*args, **kwargs))
-    for epoch in (0, 1):
-        assert torch.equal(_trainer_at(m, epoch, 10 * epoch).training_loss(x, y)[0], clean) and bounded == []
-    loss = _trainer_at(m, 3, 30).training_loss(x, y)[0]
-    assert bounded == pytest.approx([0.055]) and loss.item() > clean.item()
+    for epoch in range(4):
+        _trainer_at(m, epoch, 10 * epoch).log = lambda name, value, **kwargs: logged.append((name, value))
+        loss, logits = m.training_loss(x, y)
+        if epoch < 2:   # the bound not called
+            assert torch.equal(loss, clean) and torch.equal(logits, m(x)) and bounded == []
+        else:   # the ramp's first epoch is bounded, at eps_start
+            assert loss.item() > clean.item()
+    assert bounded == pytest.approx([0.01, 0.055])
+    assert [name for name, _ in logged] == ["train/eps"] * 4
+    assert [value for _, value in logged] == pytest.approx([0.0, 0.0, 0.01, 0.055])
     with pytest.raises(ValueError, match="warmup_epochs"):
         WongKolterTraining(DigitsCNN(width=1), warmup_epochs=-1)
 
