@@ -29,8 +29,8 @@ class WongKolterTraining(RobustTraining):
         eps: l_inf training budget (the study: Yale 0.06275 ≈ 16/255 on 192x192 padded input, Fashion-MNIST 0.1).
         eps_start: ε in the ramp's first epoch, epoch ``warmup_epochs`` (Yale 0.0001, Fashion-MNIST 0.003).
         ramp_epochs: length of the ε ramp in epochs, the last of which trains at ``eps`` (Yale 80, Fashion-MNIST 20).
-        warmup_epochs: epochs of plain cross-entropy before the ramp (the study: 0; a budget whose network would sit
-            at chance under the bound from its initialisation, as DiffAI's warm-up).
+        warmup_epochs: epochs of plain cross-entropy before the ramp (the study: 0; for a budget whose cut ramp would
+            raise ε before the network leaves its initial plateau, ``configs/cpu/yale_dual.yaml``; DiffAI warms up so).
         bound: ``dual_projected`` (the study's ``--proj``, an estimate for training) or ``dual`` (exact; small nets).
         projections: Cauchy projections of ``dual_projected`` (Yale 50, Fashion-MNIST 20).
         clip_input: intersect the ball with [0, 1] (the study's ``bounded_input``: False on Yale, True on FMNIST).
