@@ -10,13 +10,16 @@ import torch
 
 from privrob.bounds import worst_case_logits
 from privrob.methods.base import RobustTraining
+from privrob.methods.schedules import linear_ramp
 
 
 class WongKolterTraining(RobustTraining):
     """Robust cross-entropy on the dual bound's worst-case logits −lb(z_y − z_j); no clean term (the study).
 
     ε is constant within an epoch: ``linspace(eps_start, eps, ramp_epochs)[e]`` in epoch e (from 0) while
-    e < ``ramp_epochs``, then ``eps`` (the study's ``eps_schedule``, ``train_Yale.py``). With W = ``warmup_epochs``
+    e < ``ramp_epochs``, then ``eps`` (the study's ``eps_schedule``, ``train_Yale.py``); with ``ramp_unit="step"``
+    it grows at every optimizer step instead, ``linspace(eps_start, eps, ramp_epochs·N)[s]`` at the ramp's step s
+    (N steps an epoch). With W = ``warmup_epochs``
     (the study: 0) the first W epochs train at ε = 0, where the bound's worst-case logits are the exact margins
     z_j − z_y and so its loss the logits' cross-entropy (computed without the bound; ``train/acc`` is then the clean
     accuracy, the robust one from epoch W), and the ramp starts at epoch W. Gradient-norm clipping is the
@@ -31,6 +34,8 @@ class WongKolterTraining(RobustTraining):
         ramp_epochs: length of the ε ramp in epochs, the last of which trains at ``eps`` (Yale 80, Fashion-MNIST 20).
         warmup_epochs: epochs of plain cross-entropy before the ramp (the study: 0; for a budget whose cut ramp would
             raise ε before the network leaves its initial plateau, ``configs/cpu/yale_dual.yaml``; DiffAI warms up so).
+        ramp_unit: ``epoch`` (the study) or ``step``: the same ramp without its per-epoch jumps, for a budget that
+            cuts it to a few epochs (``configs/cpu/yale_dual.yaml``).
         bound: ``dual_projected`` (the study's ``--proj``, an estimate for training) or ``dual`` (exact; small nets).
         projections: Cauchy projections of ``dual_projected`` (Yale 50, Fashion-MNIST 20).
         clip_input: intersect the ball with [0, 1] (the study's ``bounded_input``: False on Yale, True on FMNIST).
@@ -44,14 +49,16 @@ class WongKolterTraining(RobustTraining):
     certified_methods = ("dual", "crown_ibp", "ibp")
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.1, eps_start: float = 0.001, ramp_epochs: int = 20,
-                 warmup_epochs: int = 0, bound: Literal["dual_projected", "dual"] = "dual_projected",
-                 projections: int = 50, clip_input: bool = True, memory_budget: float = 4.0,
+                 warmup_epochs: int = 0, ramp_unit: Literal["epoch", "step"] = "epoch",
+                 bound: Literal["dual_projected", "dual"] = "dual_projected", projections: int = 50, clip_input: bool = True, memory_budget: float = 4.0,
                  clip_nan_steps: bool = True, **kwargs) -> None:
         super().__init__(backbone, **kwargs)
         if eps < 0 or eps_start < 0:
             raise ValueError(f"`eps` and `eps_start` must be non-negative, got {eps} and {eps_start}")
         if bound not in ("dual_projected", "dual"):
             raise ValueError(f"`bound` can be dual_projected, dual, got {bound!r}")
+        if ramp_unit not in ("epoch", "step"):
+            raise ValueError(f"`ramp_unit` can be epoch, step, got {ramp_unit!r}")
         if projections < 1 or ramp_epochs < 0 or warmup_epochs < 0:
             raise ValueError(f"`projections` must be ≥ 1, `ramp_epochs` and `warmup_epochs` ≥ 0, got "
                              f"{projections}, {ramp_epochs}, {warmup_epochs}")
@@ -62,6 +69,9 @@ class WongKolterTraining(RobustTraining):
         epoch = self.current_epoch - hp.warmup_epochs
         if epoch < 0:
             return 0.0
+        if hp.ramp_unit == "step":
+            n = self.steps_per_epoch()
+            return linear_ramp(self.global_step, hp.warmup_epochs * n, hp.ramp_epochs * n - 1, hp.eps_start, hp.eps)
         if epoch < hp.ramp_epochs:
             return float(np.linspace(hp.eps_start, hp.eps, hp.ramp_epochs)[epoch])
         return hp.eps

@@ -182,6 +182,25 @@ def test_wong_kolter_warms_up_at_eps_0_then_ramps(monkeypatch):
         WongKolterTraining(DigitsCNN(width=1), warmup_epochs=-1)
 
 
+def test_wong_kolter_ramps_per_step(monkeypatch):
+    # ramp_unit="step": linspace(eps_start, eps, R·N) over the ramp's R·N steps, after W epochs at 0, then eps
+    torch.manual_seed(0)
+    m = WongKolterTraining(DigitsCNN(width=1), eps=0.1, eps_start=0.01, ramp_epochs=2, warmup_epochs=1,
+                           ramp_unit="step", projections=5)
+    expected = [0.0] * 10 + list(np.linspace(0.01, 0.1, 20)) + [0.1] * 10
+    assert [_at(m, s, 10).current_eps() for s in range(40)] == pytest.approx(expected, abs=1e-12)
+    assert _at(m, 10, 10).current_eps() == 0.01 and _at(m, 29, 10).current_eps() == pytest.approx(0.1, abs=1e-12)
+    bounded = []
+    monkeypatch.setattr("privrob.methods.wong_kolter.worst_case_logits",
+                        lambda *args, **kwargs: bounded.append(args[3]) or worst_case_logits(*args, **kwargs))
+    x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
+    for step in (5, 12, 35):
+        _trainer_at(m, step // 10, step).training_loss(x, y)
+    assert bounded == pytest.approx([expected[12], 0.1])   # step 5 is plain cross-entropy
+    with pytest.raises(ValueError, match="ramp_unit"):
+        WongKolterTraining(DigitsCNN(width=1), ramp_unit="epochs")
+
+
 def _diffai_loss(m, x, y, eps, clip):
     """(w·softplus(max(−1, max_{j≠y} ub(z_j − z_y))) + CE)/(w + 1), the study's aiLoss, from the box bounds."""
     w = m.hparams.robust_weight
@@ -250,11 +269,10 @@ def test_cpu_fmnist_dual_keeps_the_studys_ramp_and_cuts_only_its_tail():
         assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * 0.1 ** max((epoch - 20) // 2, 0))
 
 
-def test_cpu_yale_dual_warms_up_then_cuts_the_studys_ramp_and_tail_and_keeps_its_steps_an_eps():
-    # configs/cpu/yale_dual.yaml: 3 epochs at eps 0 (plain cross-entropy), then the study's per-epoch eps ramp (0.0001
-    # to 0.06275) over 5 epochs of 95 steps (the study's steps at each eps) instead of 80, then 3 epochs at 0.06275,
-    # the study's lr 1e-4 halved twice (the study: 101 epochs, halved every 25); the study's network, data, optimizer
-    # and training rules at width 1, 10 projections
+def test_cpu_yale_dual_warms_up_then_ramps_eps_per_step_over_one_epoch_and_trains_one_at_eps():
+    # configs/cpu/yale_dual.yaml: 3 epochs at eps 0 (plain cross-entropy), then the study's eps ramp (0.0001 to
+    # 0.06275) cut from 80 epochs to one of 95 steps and raised at every step, then one epoch at 0.06275, at the
+    # study's lr 1e-4 throughout; the study's network, data, optimizer and training rules at width 1, 10 projections
     budget, study = _config("cpu/yale_dual.yaml"), _config("yale_dual.yaml")
     init_args, study_args = _config_init_args("cpu/yale_dual.yaml"), _config_init_args("yale_dual.yaml")
     net, study_net = (c["model"]["init_args"]["backbone"]["init_args"] for c in (budget, study))
@@ -262,6 +280,7 @@ def test_cpu_yale_dual_warms_up_then_cuts_the_studys_ramp_and_tail_and_keeps_its
     kept = ("eps", "eps_start", "bound", "clip_input", "optimizer", "lr", "weight_decay", "schedule_unit")
     assert {k: init_args[k] for k in kept} == {k: study_args[k] for k in kept}
     assert "warmup_epochs" not in study_args and init_args["warmup_epochs"] == 3
+    assert "ramp_unit" not in study_args and "lr_schedule" not in init_args
     assert "clip_nan_steps" not in init_args and "clip_nan_steps" not in study_args   # the Yale trainer's rule
     assert budget["trainer"]["gradient_clip_val"] == study["trainer"]["gradient_clip_val"] == 1.0
     assert budget["seed_everything"] == study["seed_everything"]
@@ -269,15 +288,14 @@ def test_cpu_yale_dual_warms_up_then_cuts_the_studys_ramp_and_tail_and_keeps_its
     assert {k: data[k] for k in ("batch_size", "pad_to", "seed")} == {
         k: study["data"]["init_args"][k] for k in ("batch_size", "pad_to", "seed")}
     assert "num_members" not in data   # all 1,900 members
-    assert budget["trainer"]["max_epochs"] == 11
+    assert budget["trainer"]["max_epochs"] == 5
     m = WongKolterTraining(DigitsCNN(width=1), **init_args)
-    schedule, lr = np.linspace(0.0001, 0.06275, 5), piecewise_constant(init_args["lr_schedule"], init_args["lr"])
     batches = -(-1900 // data["batch_size"])   # 95
-    for epoch in range(11):
-        for batch in (0, batches - 1):   # constant within the epoch
+    ramp = np.linspace(0.0001, 0.06275, batches)
+    for epoch in range(5):
+        for batch in range(batches):
             eps = _at(m, batches * epoch + batch, batches).current_eps()
-            assert eps == (0.0 if epoch < 3 else float(schedule[epoch - 3]) if epoch < 8 else 0.06275)
-        assert init_args["lr"] * lr(epoch) == pytest.approx(1e-4 * 0.5 ** max(epoch - 8, 0))
+            assert eps == pytest.approx(0.0 if epoch < 3 else ramp[batch] if epoch == 3 else 0.06275, abs=1e-12)
 
 
 class _StepMoves(pl.Callback):
