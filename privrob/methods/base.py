@@ -163,8 +163,11 @@ class RobustTraining(pl.LightningModule):
 
     # -- shared pieces --------------------------------------------------------------------------------------
     def steps_per_epoch(self) -> int:
-        """Optimizer steps per epoch of the running fit (1 outside a Trainer), for schedules given in epochs."""
-        return max(1, int(self.trainer.num_training_batches)) if self._trainer is not None else 1
+        """Optimizer steps per epoch of the running fit (1 outside a Trainer), for schedules given in epochs: its
+        batches over ``accumulate_grad_batches``, rounded up (Lightning steps at an epoch's last batch)."""
+        if self._trainer is None:
+            return 1
+        return max(1, -(-int(self.trainer.num_training_batches) // self.trainer.accumulate_grad_batches))
 
     def ramped_eps(self) -> float:
         """The training ε at the current optimizer step: 0 growing linearly to ``eps`` over ``eps_ramp_steps``

@@ -16,26 +16,28 @@ from privrob.methods.schedules import linear_ramp
 class WongKolterTraining(RobustTraining):
     """Robust cross-entropy on the dual bound's worst-case logits −lb(z_y − z_j); no clean term (the study).
 
-    ε is constant within an epoch: ``linspace(eps_start, eps, ramp_epochs)[e]`` in epoch e (from 0) while
-    e < ``ramp_epochs``, then ``eps`` (the study's ``eps_schedule``, ``train_Yale.py``); with ``ramp_unit="step"``
-    it grows at every optimizer step instead, ``linspace(eps_start, eps, ramp_epochs·N)[s]`` at the ramp's step s
-    (N steps an epoch). With W = ``warmup_epochs``
+    ε ramps from ``eps_start`` to ``eps`` over R = ``ramp_epochs`` epochs, then stays at ``eps``: constant within an
+    epoch, ``linspace(eps_start, eps, R)[e]`` in the ramp's epoch e (the study's ``eps_schedule``, ``train_Yale.py``),
+    or with ``ramp_unit="step"`` raised linearly at every optimizer step, from ``eps_start`` at the ramp's first step
+    to ``eps`` at its last (R·N steps, N an epoch's; a one-step ramp trains at ``eps``). With W = ``warmup_epochs``
     (the study: 0) the first W epochs train at ε = 0, where the bound's worst-case logits are the exact margins
     z_j − z_y and so its loss the logits' cross-entropy (computed without the bound; ``train/acc`` is then the clean
-    accuracy, the robust one from epoch W), and the ramp starts at epoch W. Gradient-norm clipping is the
-    Trainer's ``gradient_clip_val`` (the study: 1). NaN gradient entries are zeroed (infinities kept), as the study's
+    accuracy, the robust one from epoch W), and the ramp starts at epoch W. Gradient-norm clipping is the Trainer's
+    ``gradient_clip_val`` (the study: 1). NaN gradient entries are zeroed (infinities kept), as the study's
     ``trainer.train_robust``; its Yale trainer then clips that step, its Fashion-MNIST one steps unclipped
     (``clip_nan_steps``). The study reports the epoch of lowest robust error on 110 non-members:
     :class:`callbacks.BestRobustCheckpoint`.
 
     Args:
         eps: l_inf training budget (the study: Yale 0.06275 ≈ 16/255 on 192x192 padded input, Fashion-MNIST 0.1).
-        eps_start: ε in the ramp's first epoch, epoch ``warmup_epochs`` (Yale 0.0001, Fashion-MNIST 0.003).
-        ramp_epochs: length of the ε ramp in epochs, the last of which trains at ``eps`` (Yale 80, Fashion-MNIST 20).
+        eps_start: ε in the ramp's first epoch (or step), from epoch ``warmup_epochs`` (Yale 0.0001, Fashion-MNIST
+            0.003).
+        ramp_epochs: length of the ε ramp in epochs, the last of which (or its last step) trains at ``eps`` (Yale 80,
+            Fashion-MNIST 20).
         warmup_epochs: epochs of plain cross-entropy before the ramp (the study: 0; for a budget whose cut ramp would
             raise ε before the network leaves its initial plateau, ``configs/cpu/yale_dual.yaml``; DiffAI warms up so).
-        ramp_unit: ``epoch`` (the study) or ``step``: the same ramp without its per-epoch jumps, for a budget that
-            cuts it to a few epochs (``configs/cpu/yale_dual.yaml``).
+        ramp_unit: ``epoch`` (the study) or ``step``: the ramp without its per-epoch jumps, for a budget that cuts it
+            to a few epochs (``configs/cpu/yale_dual.yaml``).
         bound: ``dual_projected`` (the study's ``--proj``, an estimate for training) or ``dual`` (exact; small nets).
         projections: Cauchy projections of ``dual_projected`` (Yale 50, Fashion-MNIST 20).
         clip_input: intersect the ball with [0, 1] (the study's ``bounded_input``: False on Yale, True on FMNIST).

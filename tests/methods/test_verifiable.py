@@ -84,7 +84,8 @@ def _at(module, step, batches_per_epoch=1, epoch=None):
     """Make ``module`` believe it is at optimizer step ``step`` (of epoch ``epoch``, default step // batches) of a
     run with ``batches_per_epoch``."""
     epoch = step // batches_per_epoch if epoch is None else epoch
-    module._trainer = SimpleNamespace(num_training_batches=batches_per_epoch, global_step=step, current_epoch=epoch)
+    module._trainer = SimpleNamespace(num_training_batches=batches_per_epoch, accumulate_grad_batches=1,
+                                      global_step=step, current_epoch=epoch)
     return module
 
 
@@ -197,8 +198,33 @@ def test_wong_kolter_ramps_per_step(monkeypatch):
     for step in (5, 12, 35):
         _trainer_at(m, step // 10, step).training_loss(x, y)
     assert bounded == pytest.approx([expected[12], 0.1])   # step 5 is plain cross-entropy
+    no_ramp = WongKolterTraining(DigitsCNN(width=1), eps=0.1, ramp_epochs=0, warmup_epochs=1, ramp_unit="step")
+    assert [_at(no_ramp, s, 10).current_eps() for s in (9, 10, 25)] == [0.0, 0.1, 0.1]
     with pytest.raises(ValueError, match="ramp_unit"):
         WongKolterTraining(DigitsCNN(width=1), ramp_unit="epochs")
+
+
+class _EpsAtSteps(pl.Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen.append((trainer.current_epoch, trainer.global_step, pl_module.current_eps()))
+
+
+def test_wong_kolter_step_ramp_counts_optimizer_steps_under_gradient_accumulation():
+    # 5 batches an epoch accumulated by 2: Lightning steps after batches 2, 4 and the epoch's last, so an epoch is 3
+    # optimizer steps and the one-epoch ramp linspace(0.01, 0.1, 3) over global steps 3-5, after one warm-up epoch
+    torch.manual_seed(0)
+    m = WongKolterTraining(DigitsCNN(width=1), eps=0.1, eps_start=0.01, ramp_epochs=1, warmup_epochs=1,
+                           ramp_unit="step", projections=2)
+    seen = _EpsAtSteps()
+    quiet_trainer(max_epochs=3, limit_train_batches=5, limit_val_batches=0, accumulate_grad_batches=2,
+                  callbacks=[seen]).fit(m, DigitsDataModule(batch_size=2, seed=0))
+    ramp = np.linspace(0.01, 0.1, 3)
+    assert [(e, s) for e, s, _ in seen.seen] == [(0, 0), (0, 0), (0, 1), (0, 1), (0, 2), (1, 3), (1, 3), (1, 4), (1, 4),
+                                            (1, 5), (2, 6), (2, 6), (2, 7), (2, 7), (2, 8)]
+    assert [eps for _, _, eps in seen.seen] == pytest.approx([0.0] * 5 + [ramp[0]] * 2 + [ramp[1]] * 2 + [0.1] * 6)
 
 
 def _diffai_loss(m, x, y, eps, clip):
@@ -277,7 +303,7 @@ def test_cpu_yale_dual_warms_up_then_ramps_eps_per_step_over_one_epoch_and_train
     init_args, study_args = _config_init_args("cpu/yale_dual.yaml"), _config_init_args("yale_dual.yaml")
     net, study_net = (c["model"]["init_args"]["backbone"]["init_args"] for c in (budget, study))
     assert net == {**study_net, "width": 1} and init_args["projections"] == 10
-    kept = ("eps", "eps_start", "bound", "clip_input", "optimizer", "lr", "weight_decay", "schedule_unit")
+    kept = ("eps", "eps_start", "bound", "clip_input", "optimizer", "lr", "weight_decay")
     assert {k: init_args[k] for k in kept} == {k: study_args[k] for k in kept}
     assert "warmup_epochs" not in study_args and init_args["warmup_epochs"] == 3
     assert "ramp_unit" not in study_args and "lr_schedule" not in init_args
