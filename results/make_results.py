@@ -163,6 +163,25 @@ def at_chance(run: str, strategies: dict | None = None) -> bool:
     return measured(run, strategies)["train_acc"] < 2 * CHANCE[dataset_of(run)]
 
 
+def not_robust(run: str, strategies: dict | None = None) -> bool:
+    """Whether a robust method's model, trained out of chance, classifies its own members' adversarial examples at
+    chance (under twice it): it trained to no robustness, so its gaps measure no cost of robustness either."""
+    return (method_of(run) != "natural" and not at_chance(run, strategies)
+            and measured(run, strategies)["adv_train_acc"] < 2 * CHANCE[dataset_of(run)])
+
+
+def row_label(run: str, strategies: dict | None = None) -> str:
+    """The method's name, marked where the row measures a collapse or no robustness."""
+    mark = ", at chance" if at_chance(run, strategies) else ", not robust" if not_robust(run, strategies) else ""
+    return METHODS[method_of(run)] + mark
+
+
+def row_cells(m: dict) -> str:
+    """A measured row's COLUMNS, I_V with the certified bound that computed it (the method's own, or the next one
+    its audit fell back to)."""
+    return " | ".join(fmt(m[c]) + (f" ({m['I_V_bound']})" if c == "I_V" and m["I_V_bound"] else "") for c in COLUMNS)
+
+
 def measured(run: str, strategies: dict | None = None) -> dict:
     """A run's table values from its audit (or ``strategies``, another audit of it): accuracies under I_B (clean) and
     I_A (adversarial), inference accuracies."""
@@ -170,7 +189,7 @@ def measured(run: str, strategies: dict | None = None) -> dict:
     b, a, v = strategies["I_B"], strategies["I_A"], strategies.get("I_V")
     return {"train_acc": b["train_acc"], "test_acc": b["test_acc"], "adv_train_acc": a["train_acc"],
             "adv_test_acc": a["test_acc"], "I_B": b["accuracy"], "I_A": a["accuracy"],
-            "I_V": v["accuracy"] if v else None, "auc_I_B": b["auc"], "auc_I_A": a["auc"],
+            "I_V": v["accuracy"] if v else None, "I_V_bound": v.get("bound") if v else None, "auc_I_B": b["auc"], "auc_I_A": a["auc"],
             "tpr1_I_B": b["tpr@1%fpr"], "tpr1_I_A": a["tpr@1%fpr"]}
 
 
@@ -207,17 +226,15 @@ def table(dataset: str, prefix: str | None = None) -> list[str]:
             m, info = measured(row), run_info(row)
             source = f"privrob `configs/cpu/{row}.yaml` `results/cpu/{row}/audit.json`"
             time = f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}"
-            label = METHODS[method] + (", at chance" if at_chance(row) else "")
-            lines.append(f"| {label} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS)
-                         + f" | {time} | {code(row)} |")
+            lines.append(f"| {row_label(row)} | {source} | {row_cells(m)} | {time} | {code(row)} |")
         if run in gpu:
             report, info = gpu_run(run)
             m = measured(run, report["strategies"])
             source = (f"privrob GPU `configs/{run}.yaml` `results/gpu/{run}/audit.json` ({info['machine']}, "
                       f"{info['fraction']:.1%} of the schedule: step {info['final_step']:,})")
             time = f"{minutes(info['fit_seconds'])} + {minutes(info['audit_seconds'])}"
-            lines.append(f"| {METHODS[method]} | {source} | " + " | ".join(fmt(m[c]) for c in COLUMNS)
-                         + f" | {time} | commit {info['commit']} |")
+            lines.append(f"| {row_label(run, report['strategies'])} | {source} | {row_cells(m)} | {time} | "
+                         f"commit {info['commit']} |")
     return lines
 
 
@@ -291,9 +308,9 @@ def gaps(dataset: str, prefix: str | None = None) -> list[str]:
         study, ours = p["I_A"] - pn["I_A"], m["I_A"] - nat["I_A"]
         agree = "yes" if study * ours > 0 else "no"
         ratio = f"{ours / study:.2f}" if study else "–"
-        label = METHODS[method]
-        if at_chance(run):   # a collapsed model's gap is no cost of robustness: neither compared with the study's
-            label, agree, ratio = f"{label}, at chance", "–", "–"
+        label = row_label(run)
+        if at_chance(run) or not_robust(run):   # no cost of robustness: neither compared with the study's
+            agree, ratio = "–", "–"
         cells = [p["I_B"] - pn["I_B"], m["I_B"] - nat["I_B"],
                  p["adv_train_acc"] - p["adv_test_acc"], m["adv_train_acc"] - m["adv_test_acc"]]
         rows.append(f"| {label} | {study:+.4f} | {ours:+.4f} | {agree} | {ratio} | "
@@ -695,7 +712,8 @@ def render() -> str:
             continue
         parts += [f"## {title}", "", *table(dataset), ""]
         if dataset == "yale" and not gpu_runs(dataset):
-            parts += ["No GPU rows yet (`results/gpu/` holds none). `DATA=<folder holding CroppedYale/> bash "
+            parts += ["No GPU rows: the sessions since `results/gpu_full.sh` was written had no GPU (`results/gpu/` "
+                      "holds none). `DATA=<folder holding CroppedYale/> bash "
                       "results/gpu_full.sh` runs the study's own Yale schedules (natural, IBP and DiffAI in full, PGD, "
                       "TRADES and WRM to a stated fraction) in parallel on one GPU, audits each and writes "
                       "`results/gpu/<run>/`; this table then shows each beside its CPU-budget row (issue 16).", ""]

@@ -28,7 +28,8 @@ FROM_AUDIT = {
 PUBLISHED_KEYS = {"train acc": "train_acc", "test acc": "test_acc", "adv train acc": "adv_train_acc",
                   "adv test acc": "adv_test_acc", "I_B": "I_B", "I_A": "I_A"}
 METHOD_KEYS = {label: key for key, label in METHODS.items()}  # table label -> published.csv method
-METHOD_KEYS |= {f"{label}, at chance": key for label, key in METHOD_KEYS.items()}   # a collapsed model's row
+METHOD_KEYS |= {f"{label}, {mark}": key for label, key in METHOD_KEYS.items()   # a collapsed or not robust model
+                for mark in ("at chance", "not robust")}
 
 
 def result_tables() -> list[tuple[str, list[dict]]]:
@@ -102,7 +103,11 @@ def test_measured_rows_equal_their_results_files(tables):
                 if strategy not in strategies:
                     assert row[column] == "–", (audit, column)
                     continue
-                assert float(row[column]) == pytest.approx(strategies[strategy][key], abs=5e-5), (audit, column)
+                cell = row[column]
+                if column == "I_V":   # the certified bound that computed it, named
+                    cell, bound = re.fullmatch(r"([0-9.]+) \((\w+)\)", cell).groups()
+                    assert bound == strategies["I_V"]["bound"], audit
+                assert float(cell) == pytest.approx(strategies[strategy][key], abs=5e-5), (audit, column)
             info = json.loads((run / "run.json").read_text())
             fit, aud = re.fullmatch(r"([0-9.]+) min \+ ([0-9.]+) min", row["fit + audit time"]).groups()
             assert float(fit) == pytest.approx(info["fit_seconds"] / 60, abs=0.051)  # one decimal: off by up to 0.05
@@ -390,6 +395,36 @@ def test_a_row_at_chance_is_marked_and_not_compared_with_the_study(tmp_path, mon
         assert rows[METHODS["pgd"]][2] in ("yes", "no") and rows[METHODS["pgd"]][3] != "–"
         labels = [r.split("|")[1].strip() for r in make_results.table("yale") if "privrob `configs" in r]
         assert labels == [METHODS["natural"], METHODS["pgd"], f"{METHODS['diffai']}, at chance"]
+    finally:
+        make_results.audit_file.cache_clear()
+
+
+def test_a_robust_row_that_fits_no_adversarial_example_is_marked_and_not_compared_with_the_study(tmp_path,
+                                                                                                  monkeypatch):
+    """A robust method's model trained out of chance whose own members' adversarial examples it classifies at chance
+    (the Yale dual budget: adversarial train accuracy 0.0005, clean 0.61) trained to no robustness: marked, with no
+    sign or ratio against the study's gap; PGD's row (0.98) is compared."""
+    from results import make_results
+
+    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
+    for run in ("yale_natural", "yale_pgd", "yale_dual"):
+        copy_run(tmp_path, run)
+    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
+    make_results.audit_file.cache_clear()
+    try:
+        m = {r: make_results.measured(r) for r in ("yale_natural", "yale_pgd", "yale_dual")}
+        assert m["yale_dual"]["adv_train_acc"] < 2 / 38 < m["yale_dual"]["train_acc"]
+        assert 2 / 38 < m["yale_pgd"]["adv_train_acc"]
+        assert [make_results.not_robust(r) for r in m] == [False, False, True]
+        rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+                for r in make_results.gaps("yale")[2:]}
+        assert set(rows) == {METHODS["pgd"], f"{METHODS['dual']}, not robust"}
+        assert rows[f"{METHODS['dual']}, not robust"][2:4] == ["–", "–"]
+        assert rows[METHODS["pgd"]][2] == "yes" and rows[METHODS["pgd"]][3] != "–"
+        table = [r for r in make_results.table("yale") if "privrob `configs" in r]
+        assert [r.split("|")[1].strip() for r in table] == [
+            METHODS["natural"], METHODS["pgd"], f"{METHODS['dual']}, not robust"]
+        assert " 0.5000 (crown_ibp) |" in table[2]   # its I_V names the bound its audit fell back to
     finally:
         make_results.audit_file.cache_clear()
 
