@@ -1,6 +1,7 @@
 """RESULTS.md holds only numbers read from the results files (issue 9): every measured row names a config and a results
 file that exist, and each of its numbers equals the one in those files; published rows equal the study's."""
 
+import contextlib
 import csv
 import itertools
 import json
@@ -377,14 +378,7 @@ def test_each_robust_run_is_measured_against_the_natural_run_on_its_own_members(
 def test_a_row_at_chance_is_marked_and_not_compared_with_the_study(tmp_path, monkeypatch):
     """A model that classifies its own members at chance (Yale DiffAI's collapsed run: train accuracy 0.026) is marked
     in the table and the gaps, with no sign or ratio against the study's gap; an accurate robust row is not."""
-    from results import make_results
-
-    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
-    for run in ("yale_natural", "yale_pgd", "yale_diffai"):
-        copy_run(tmp_path, run)
-    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
-    make_results.audit_file.cache_clear()
-    try:
+    with results_of(tmp_path, monkeypatch, ("yale_natural", "yale_pgd", "yale_diffai")) as make_results:
         train = {r: make_results.measured(r)["train_acc"] for r in ("yale_pgd", "yale_diffai")}
         assert train["yale_diffai"] < 2 / 38 < train["yale_pgd"]
         assert [make_results.at_chance(r) for r in ("yale_natural", "yale_pgd", "yale_diffai")] == [False, False, True]
@@ -395,8 +389,6 @@ def test_a_row_at_chance_is_marked_and_not_compared_with_the_study(tmp_path, mon
         assert rows[METHODS["pgd"]][2] in ("yes", "no") and rows[METHODS["pgd"]][3] != "–"
         labels = [r.split("|")[1].strip() for r in make_results.table("yale") if "privrob `configs" in r]
         assert labels == [METHODS["natural"], METHODS["pgd"], f"{METHODS['diffai']}, at chance"]
-    finally:
-        make_results.audit_file.cache_clear()
 
 
 def test_a_robust_row_that_fits_no_adversarial_example_is_marked_and_not_compared_with_the_study(tmp_path,
@@ -404,14 +396,7 @@ def test_a_robust_row_that_fits_no_adversarial_example_is_marked_and_not_compare
     """A robust method's model trained out of chance whose own members' adversarial examples it classifies at chance
     (the Yale dual budget: adversarial train accuracy 0.0005, clean 0.61) trained to no robustness: marked, with no
     sign or ratio against the study's gap; PGD's row (0.98) is compared."""
-    from results import make_results
-
-    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
-    for run in ("yale_natural", "yale_pgd", "yale_dual"):
-        copy_run(tmp_path, run)
-    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
-    make_results.audit_file.cache_clear()
-    try:
+    with results_of(tmp_path, monkeypatch, ("yale_natural", "yale_pgd", "yale_dual")) as make_results:
         m = {r: make_results.measured(r) for r in ("yale_natural", "yale_pgd", "yale_dual")}
         assert m["yale_dual"]["adv_train_acc"] < 2 / 38 < m["yale_dual"]["train_acc"]
         assert 2 / 38 < m["yale_pgd"]["adv_train_acc"]
@@ -425,6 +410,20 @@ def test_a_robust_row_that_fits_no_adversarial_example_is_marked_and_not_compare
         assert [r.split("|")[1].strip() for r in table] == [
             METHODS["natural"], METHODS["pgd"], f"{METHODS['dual']}, not robust"]
         assert " 0.5000 (crown_ibp) |" in table[2]   # its I_V names the bound its audit fell back to
+
+
+@contextlib.contextmanager
+def results_of(tmp_path, monkeypatch, runs):
+    """make_results reading a results folder in ``tmp_path`` that holds only ``runs`` and the published values."""
+    from results import make_results
+
+    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
+    for run in runs:
+        copy_run(tmp_path, run)
+    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
+    make_results.audit_file.cache_clear()
+    try:
+        yield make_results
     finally:
         make_results.audit_file.cache_clear()
 
