@@ -170,10 +170,16 @@ def not_robust(run: str, strategies: dict | None = None) -> bool:
             and measured(run, strategies)["adv_train_acc"] < 2 * CHANCE[dataset_of(run)])
 
 
+def row_mark(run: str, strategies: dict | None = None) -> str:
+    """``at chance`` or ``not robust`` where the row measures a collapse or no robustness (no cost of robustness
+    either way), else empty."""
+    return "at chance" if at_chance(run, strategies) else "not robust" if not_robust(run, strategies) else ""
+
+
 def row_label(run: str, strategies: dict | None = None) -> str:
-    """The method's name, marked where the row measures a collapse or no robustness."""
-    mark = ", at chance" if at_chance(run, strategies) else ", not robust" if not_robust(run, strategies) else ""
-    return METHODS[method_of(run)] + mark
+    """The method's name, with the row's mark (:func:`row_mark`)."""
+    mark = row_mark(run, strategies)
+    return METHODS[method_of(run)] + (f", {mark}" if mark else "")
 
 
 def row_cells(m: dict) -> str:
@@ -189,8 +195,8 @@ def measured(run: str, strategies: dict | None = None) -> dict:
     b, a, v = strategies["I_B"], strategies["I_A"], strategies.get("I_V")
     return {"train_acc": b["train_acc"], "test_acc": b["test_acc"], "adv_train_acc": a["train_acc"],
             "adv_test_acc": a["test_acc"], "I_B": b["accuracy"], "I_A": a["accuracy"],
-            "I_V": v["accuracy"] if v else None, "I_V_bound": v.get("bound") if v else None, "auc_I_B": b["auc"], "auc_I_A": a["auc"],
-            "tpr1_I_B": b["tpr@1%fpr"], "tpr1_I_A": a["tpr@1%fpr"]}
+            "I_V": v["accuracy"] if v else None, "I_V_bound": v.get("bound") if v else None, "auc_I_B": b["auc"],
+            "auc_I_A": a["auc"], "tpr1_I_B": b["tpr@1%fpr"], "tpr1_I_A": a["tpr@1%fpr"]}
 
 
 def published() -> dict[tuple[str, str], dict]:
@@ -308,12 +314,11 @@ def gaps(dataset: str, prefix: str | None = None) -> list[str]:
         study, ours = p["I_A"] - pn["I_A"], m["I_A"] - nat["I_A"]
         agree = "yes" if study * ours > 0 else "no"
         ratio = f"{ours / study:.2f}" if study else "–"
-        label = row_label(run)
-        if at_chance(run) or not_robust(run):   # no cost of robustness: neither compared with the study's
+        if row_mark(run):   # a collapse or no robustness measures no cost of robustness: not compared
             agree, ratio = "–", "–"
         cells = [p["I_B"] - pn["I_B"], m["I_B"] - nat["I_B"],
                  p["adv_train_acc"] - p["adv_test_acc"], m["adv_train_acc"] - m["adv_test_acc"]]
-        rows.append(f"| {label} | {study:+.4f} | {ours:+.4f} | {agree} | {ratio} | "
+        rows.append(f"| {row_label(run)} | {study:+.4f} | {ours:+.4f} | {agree} | {ratio} | "
                     + " | ".join(f"{c:+.4f}" for c in cells) + f" | `{natural}` |")
     if not rows:
         return []

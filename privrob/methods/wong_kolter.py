@@ -52,8 +52,8 @@ class WongKolterTraining(RobustTraining):
 
     def __init__(self, backbone: torch.nn.Module, eps: float = 0.1, eps_start: float = 0.001, ramp_epochs: int = 20,
                  warmup_epochs: int = 0, ramp_unit: Literal["epoch", "step"] = "epoch",
-                 bound: Literal["dual_projected", "dual"] = "dual_projected", projections: int = 50, clip_input: bool = True, memory_budget: float = 4.0,
-                 clip_nan_steps: bool = True, **kwargs) -> None:
+                 bound: Literal["dual_projected", "dual"] = "dual_projected", projections: int = 50,
+                 clip_input: bool = True, memory_budget: float = 4.0, clip_nan_steps: bool = True, **kwargs) -> None:
         super().__init__(backbone, **kwargs)
         if eps < 0 or eps_start < 0:
             raise ValueError(f"`eps` and `eps_start` must be non-negative, got {eps} and {eps_start}")

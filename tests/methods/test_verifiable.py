@@ -222,8 +222,8 @@ def test_wong_kolter_step_ramp_counts_optimizer_steps_under_gradient_accumulatio
     quiet_trainer(max_epochs=3, limit_train_batches=5, limit_val_batches=0, accumulate_grad_batches=2,
                   callbacks=[seen]).fit(m, DigitsDataModule(batch_size=2, seed=0))
     ramp = np.linspace(0.01, 0.1, 3)
-    assert [(e, s) for e, s, _ in seen.seen] == [(0, 0), (0, 0), (0, 1), (0, 1), (0, 2), (1, 3), (1, 3), (1, 4), (1, 4),
-                                            (1, 5), (2, 6), (2, 6), (2, 7), (2, 7), (2, 8)]
+    assert [(e, s) for e, s, _ in seen.seen] == [(0, 0), (0, 0), (0, 1), (0, 1), (0, 2), (1, 3), (1, 3), (1, 4),
+                                                 (1, 4), (1, 5), (2, 6), (2, 6), (2, 7), (2, 7), (2, 8)]
     assert [eps for _, _, eps in seen.seen] == pytest.approx([0.0] * 5 + [ramp[0]] * 2 + [ramp[1]] * 2 + [0.1] * 6)
 
 
