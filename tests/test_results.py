@@ -272,19 +272,13 @@ def test_regime_section_renders_its_runs_from_their_files(tmp_path, monkeypatch)
     under those names at that final step): the regime check, the rows beside the published and CPU-budget ones, the
     robust − natural gaps and the curves, all from the files; a regime run not at its config's final step is
     refused."""
-    from results import make_results
-
-    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
-    for method in ("natural", "pgd", "trades"):
-        copy_run(tmp_path, f"fmnist_{method}")
-        folder = copy_run(tmp_path, f"fmnist_{method}", f"fmnist_1k_{method}")
-        report = json.loads((folder / "audit.json").read_text())
-        report["meta"]["global_step"] = 2000
-        report["strategies"]["I_A"]["train_acc"] = {"natural": 0.5, "pgd": 0.95, "trades": 0.85}[method]
-        (folder / "audit.json").write_text(json.dumps(report))
-    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
-    make_results.audit_file.cache_clear()
-    try:
+    with results_of(tmp_path, monkeypatch, ("fmnist_natural", "fmnist_pgd", "fmnist_trades")) as make_results:
+        for method in ("natural", "pgd", "trades"):
+            folder = copy_run(tmp_path, f"fmnist_{method}", f"fmnist_1k_{method}")
+            report = json.loads((folder / "audit.json").read_text())
+            report["meta"]["global_step"] = 2000
+            report["strategies"]["I_A"]["train_acc"] = {"natural": 0.5, "pgd": 0.95, "trades": 0.85}[method]
+            (folder / "audit.json").write_text(json.dumps(report))
         assert make_results.runs("fmnist", "fmnist_1k") == ["fmnist_1k_natural", "fmnist_1k_pgd", "fmnist_1k_trades"]
         text = "\n".join(make_results.regime_section("fmnist", "Fashion-MNIST"))
         make_results.plot("fmnist", "fmnist_1k")
@@ -314,8 +308,6 @@ def test_regime_section_renders_its_runs_from_their_files(tmp_path, monkeypatch)
         make_results.audit_file.cache_clear()
         with pytest.raises(ValueError, match="not at the final step 2000 of configs/cpu/fmnist_1k_trades.yaml"):
             make_results.runs("fmnist", "fmnist_1k")
-    finally:
-        make_results.audit_file.cache_clear()
 
 
 def test_each_robust_run_is_measured_against_the_natural_run_on_its_own_members(tmp_path, monkeypatch):
@@ -323,28 +315,22 @@ def test_each_robust_run_is_measured_against_the_natural_run_on_its_own_members(
     1,000 members (its config so changed here) is measured against the REGIME's 1,000-member natural run instead; each
     row names its natural run, and a row with none on its members is left out (here the CPU-budget audits copied
     under those names, at their configs' final steps)."""
-    from results import make_results
+    with results_of(tmp_path, monkeypatch, ("fmnist_pgd",)) as make_results:
+        for run, name, ia in (("fmnist_natural", "fmnist_natural", None),
+                              ("fmnist_natural", "fmnist_1k_natural", 0.61), ("fmnist_ibp", "fmnist_dual", None)):
+            folder = copy_run(tmp_path, run, name)
+            report = json.loads((folder / "audit.json").read_text())
+            report["meta"]["global_step"] = make_results.final_step(name)
+            report["strategies"]["I_A"]["accuracy"] = ia or report["strategies"]["I_A"]["accuracy"]
+            (folder / "audit.json").write_text(json.dumps(report))
 
-    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
-    copy_run(tmp_path, "fmnist_pgd")
-    for run, name, ia in (("fmnist_natural", "fmnist_natural", None), ("fmnist_natural", "fmnist_1k_natural", 0.61),
-                          ("fmnist_ibp", "fmnist_dual", None)):
-        folder = copy_run(tmp_path, run, name)
-        report = json.loads((folder / "audit.json").read_text())
-        report["meta"]["global_step"] = make_results.final_step(name)
-        report["strategies"]["I_A"]["accuracy"] = ia or report["strategies"]["I_A"]["accuracy"]
-        (folder / "audit.json").write_text(json.dumps(report))
-    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
-    make_results.audit_file.cache_clear()
+        def rows():
+            return {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+                    for r in make_results.gaps("fmnist")[2:]}
 
-    def rows():
-        return {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
-                for r in make_results.gaps("fmnist")[2:]}
+        def gap(run, natural):
+            return f"{make_results.measured(run)['I_A'] - make_results.measured(natural)['I_A']:+.4f}"
 
-    def gap(run, natural):
-        return f"{make_results.measured(run)['I_A'] - make_results.measured(natural)['I_A']:+.4f}"
-
-    try:
         assert make_results.members_of("fmnist_dual") == make_results.members_of("fmnist_natural") == (10000, 0)
         assert {m: (r[1], r[-1]) for m, r in rows().items()} == {
             METHODS[m]: (gap(f"fmnist_{m}", "fmnist_natural"), "`fmnist_natural`") for m in ("pgd", "dual")}
@@ -371,8 +357,6 @@ def test_each_robust_run_is_measured_against_the_natural_run_on_its_own_members(
         shutil.rmtree(tmp_path / "cpu" / "fmnist_1k_natural")
         make_results.audit_file.cache_clear()
         assert [r.split("|")[1].strip() for r in make_results.gaps("fmnist")[2:]] == [METHODS["pgd"]]
-    finally:
-        make_results.audit_file.cache_clear()
 
 
 def test_a_row_at_chance_is_marked_and_not_compared_with_the_study(tmp_path, monkeypatch):
@@ -414,7 +398,8 @@ def test_a_robust_row_that_fits_no_adversarial_example_is_marked_and_not_compare
 
 @contextlib.contextmanager
 def results_of(tmp_path, monkeypatch, runs):
-    """make_results reading a results folder in ``tmp_path`` that holds only ``runs`` and the published values."""
+    """make_results reading a results folder in ``tmp_path`` that holds ``runs`` and the published values (a test may
+    copy more runs into it before reading)."""
     from results import make_results
 
     (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
@@ -440,15 +425,9 @@ def copy_run(results, run: str, name: str | None = None):
 @pytest.fixture
 def copied_run(tmp_path, monkeypatch):
     """yale_natural's results files in a results folder of the test's own, which make_results reads."""
-    from results import make_results
-
-    run = copy_run(tmp_path, "yale_natural")
-    (tmp_path / "published.csv").write_text((ROOT / "results" / "published.csv").read_text())
-    monkeypatch.setattr(make_results, "RESULTS", tmp_path)
-    make_results.audit_file.cache_clear()
-    assert make_results.runs("yale") == [run.name]
-    yield run
-    make_results.audit_file.cache_clear()
+    with results_of(tmp_path, monkeypatch, ("yale_natural",)) as make_results:
+        assert make_results.runs("yale") == ["yale_natural"]
+        yield tmp_path / "cpu" / "yale_natural"
 
 
 @pytest.mark.parametrize("file, change, match", [
