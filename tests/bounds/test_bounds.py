@@ -231,14 +231,15 @@ def test_projected_dual_estimates_convex_adversarials_bounds():
     more spread on average at the second and third ReLU). The batch of 16 has over 10 unstable neurons in every ReLU
     layer, where convex_adversarial projects too (with at most ``proj`` it propagates a layer's terms exactly)."""
     from privrob.bounds import zonotope
-    from privrob.bounds.network import layers_of
+    from privrob.bounds.network import input_box, layers_of
 
     torch.manual_seed(0)
     net = conv_net().double()
     x = torch.rand(16, 1, 8, 8, dtype=torch.float64)
 
-    def ours(seed):
-        _, pre = zonotope.propagate(layers_of(net), x - 0.05, x + 0.05, 10, torch.Generator().manual_seed(seed))
+    def ours(seed):   # the ball unclipped, as convex_adversarial's default input
+        _, pre = zonotope.propagate(layers_of(net), *input_box(x, 0.05, clip=False), 10,
+                                    torch.Generator().manual_seed(seed))
         return [torch.stack(lu) for lu in pre]
 
     def theirs(seed):   # other seeds than ours: the two draw the same Cauchy numbers from the same seed
